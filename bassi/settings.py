@@ -1,0 +1,160 @@
+"""bassi's settings, and the only place that reads `BASSI_*` variables.
+
+Sources, lowest precedence first: `$BASSI_HOME/config.toml` (default `~/.bassi`), the
+workspace's `.bassi/settings.toml`, `BASSI_*` environment variables, then explicit overrides
+(command-line flags).
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from bassi.errors import ConfigError
+
+
+class HookConfig(BaseModel):
+    """A command hook: an executable that gets the tool call as JSON on stdin."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    event: Literal["PreToolUse", "PostToolUse"]
+    """When it runs: before the tool (may allow, deny, ask, rewrite) or after (may rewrite output)."""
+    command: str
+    """Shell command to run."""
+    matcher: str = "*"
+    """Tool name pattern (`*`, `bash`, `write_file|edit_file`)."""
+    timeout: float = 30.0
+    """Seconds before the hook counts as failed (and so denies)."""
+    name: str | None = None
+    """Name used in `decided_by` (`hook:NAME`); defaults to the command."""
+
+
+class Settings(BaseModel):
+    """Everything configurable, frozen once loaded."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    home: Path = Field(default_factory=lambda: Path.home() / ".bassi")
+    """bassi's own directory: config, default database, history."""
+    database: str | None = None
+    """Database path or URL; None means `HOME/bassi.db`."""
+    default_model: str | None = None
+    """`provider:name` for new sessions; None picks a configured provider or `scripted`."""
+    host: str = "127.0.0.1"
+    """Address `bassi serve` binds."""
+    port: int = 8765
+    """Port `bassi serve` binds."""
+    token: str | None = None
+    """When set, every API call and stream needs it."""
+    workspace: Path | None = None
+    """Directory tools work in; None means the current directory."""
+    sqlite_synchronous: Literal["FULL", "NORMAL"] = "FULL"
+    """SQLite durability: FULL survives power loss; NORMAL may lose the last commits on power loss."""
+    resume_interrupted_runs: Literal["continue", "mark"] = "continue"
+    """After a crash: carry interrupted runs on, or mark them `run_interrupted`."""
+    permission_mode: Literal["default", "accept_edits", "plan", "bypass"] = "default"
+    """Approval mode of new sessions."""
+    rules: tuple[str, ...] = ()
+    """Permission rules such as `allow:bash(git status*)`, `deny:bash(rm -rf*)`."""
+    hooks: tuple[HookConfig, ...] = ()
+    """Command hooks."""
+    max_history: int = 10_000
+    """Events the store keeps in memory; older ones are read from the log."""
+    max_prompt_bytes: int = 1_000_000
+    """Largest prompt accepted."""
+    tool_output_cap: int = 100_000
+    """Tool output above this many bytes is truncated with a marker."""
+    max_turns: int = 50
+    """Model calls one run may make."""
+
+    @property
+    def database_url(self) -> str:
+        """SQLAlchemy async URL of the database."""
+        return database_url(self.database or str(self.home / "bassi.db"))
+
+    @classmethod
+    def load(
+        cls,
+        overrides: Mapping[str, Any] | None = None,
+        *,
+        environ: Mapping[str, str] | None = None,
+        workspace: Path | None = None,
+    ) -> Settings:
+        """Merge config files, environment and overrides (None values are ignored)."""
+        env = os.environ if environ is None else environ
+        given = {k: v for k, v in (overrides or {}).items() if v is not None}
+        home = Path(given.get("home") or env.get("BASSI_HOME") or Path.home() / ".bassi")
+        data: dict[str, Any] = {}
+        data.update(_read_toml(home / "config.toml"))
+        ws = given.get("workspace") or env.get("BASSI_WORKSPACE") or workspace
+        if ws is not None:
+            data.update(_read_toml(Path(ws) / ".bassi" / "settings.toml"))
+        data.update(_from_env(env))
+        data.update(given)
+        data["home"] = home
+        try:
+            return cls.model_validate(data)
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            where = ".".join(str(p) for p in first["loc"]) or "settings"
+            raise ConfigError(f"invalid setting {where}: {first['msg']}") from exc
+
+
+_ENV_FIELDS = {
+    "BASSI_DB": "database",
+    "BASSI_DATABASE": "database",
+    "BASSI_MODEL": "default_model",
+    "BASSI_HOST": "host",
+    "BASSI_PORT": "port",
+    "BASSI_TOKEN": "token",
+    "BASSI_WORKSPACE": "workspace",
+    "BASSI_SQLITE_SYNCHRONOUS": "sqlite_synchronous",
+    "BASSI_RESUME_INTERRUPTED_RUNS": "resume_interrupted_runs",
+    "BASSI_PERMISSION_MODE": "permission_mode",
+    "BASSI_MAX_HISTORY": "max_history",
+    "BASSI_MAX_TURNS": "max_turns",
+}
+
+
+def _from_env(env: Mapping[str, str]) -> dict[str, Any]:
+    return {name: env[var] for var, name in _ENV_FIELDS.items() if env.get(var)}
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    if not path.is_file():
+        return {}
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        raise ConfigError(f"cannot read {path}: {exc}") from exc
+    known = set(Settings.model_fields) - {"home"}
+    unknown = set(data) - known
+    if unknown:
+        raise ConfigError(f"{path}: unknown setting {sorted(unknown)[0]!r}")
+    return data
+
+
+def database_url(path_or_url: str) -> str:
+    """An async SQLAlchemy URL from a bare path (SQLite file) or a URL."""
+    value = path_or_url.strip()
+    if not value:
+        raise ConfigError("database path or URL is empty")
+    if "://" not in value:
+        if value == ":memory:":
+            return "sqlite+aiosqlite:///:memory:"
+        return "sqlite+aiosqlite:///" + str(Path(value).expanduser().resolve())
+    scheme, _, rest = value.partition("://")
+    match scheme:
+        case "sqlite" | "sqlite+aiosqlite":
+            return "sqlite+aiosqlite://" + rest
+        case "postgres" | "postgresql" | "postgresql+asyncpg":
+            return "postgresql+asyncpg://" + rest
+    raise ConfigError(
+        f"unsupported database URL scheme {scheme!r} (use a path, sqlite:// or postgresql://)"
+    )
