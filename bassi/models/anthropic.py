@@ -1,0 +1,316 @@
+"""The Anthropic Messages API (streaming) behind the `Model` protocol.
+
+The `anthropic` SDK is imported when a model is made, never when this module is imported. The
+raw event stream is assembled here rather than by the SDK's `messages.stream()` helper, which
+accepts a stream cut short as a finished message.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, cast
+
+from bassi.errors import ModelError
+from bassi.messages import ContentBlock, TextBlock, ThinkingBlock, ToolUseBlock, Usage
+from bassi.models.base import (
+    BlockStart,
+    BlockStop,
+    BlockType,
+    Delta,
+    MessageEnd,
+    MessageStart,
+    ModelEvent,
+    ModelRequest,
+)
+from bassi.models.convert import REDACTED_THINKING, anthropic_messages, anthropic_tools
+from bassi.models.failures import model_error, retryable_status
+
+if TYPE_CHECKING:
+    from anthropic import AsyncAnthropic
+
+
+class AnthropicModel:
+    """A Claude model, streamed through `anthropic.AsyncAnthropic`."""
+
+    provider = "anthropic"
+
+    def __init__(
+        self,
+        name: str,
+        *,
+        client: AsyncAnthropic | None = None,
+        api_key: str | None = None,
+        base_url: str | None = None,
+        max_retries: int = 2,
+        timeout: float | None = None,
+    ) -> None:
+        if client is None:
+            import anthropic
+
+            client = anthropic.AsyncAnthropic(
+                api_key=api_key,
+                base_url=base_url,
+                max_retries=max_retries,
+                timeout=timeout if timeout is not None else anthropic.not_given,
+            )
+        self.name = name
+        self.client = client
+        self._secrets = (api_key, client.api_key, client.auth_token)
+
+    def __repr__(self) -> str:
+        return f"AnthropicModel(name={self.name!r}, base_url={str(self.client.base_url)!r})"
+
+    async def aclose(self) -> None:
+        """Close the SDK client and its connection pool."""
+        await self.client.close()
+
+    async def stream(self, request: ModelRequest) -> AsyncIterator[ModelEvent]:
+        """Stream one assistant message (see `bassi.models.base`)."""
+        import anthropic
+        import httpx2
+
+        failures = (anthropic.AnthropicError, httpx2.HTTPError, ValueError)
+        try:
+            response = await self.client.messages.create(
+                model=self.name,
+                max_tokens=request.max_tokens,
+                messages=cast(Any, anthropic_messages(request.messages)),
+                system=request.system or anthropic.omit,
+                tools=cast(Any, anthropic_tools(request.tools))
+                if request.tools
+                else anthropic.omit,
+                thinking=(
+                    {"type": "enabled", "budget_tokens": request.thinking_budget}
+                    if request.thinking_budget
+                    else anthropic.omit
+                ),
+                stream=True,
+            )
+        except failures as exc:
+            raise self._error(exc, None) from exc
+        request_id = response.response.headers.get("request-id")
+        assembly = _Assembly(provider=self.provider, request_id=request_id)
+        try:
+            async for event in response:
+                for out in assembly.feed(event):
+                    yield out
+        except failures as exc:
+            raise self._error(exc, request_id) from exc
+        finally:
+            await response.close()
+        for out in assembly.finish():
+            yield out
+
+    def _error(self, exc: Exception, request_id: str | None) -> ModelError:
+        import anthropic
+        import httpx2
+
+        where = f"anthropic:{self.name}"
+        if isinstance(exc, anthropic.APIStatusError):
+            body: dict[str, Any] = exc.body if isinstance(exc.body, dict) else {}
+            error = body.get("error")
+            error = error if isinstance(error, dict) else {}
+            error_type = exc.type or error.get("type") or f"http_{exc.status_code}"
+            message = error.get("message") or exc.message
+            if exc.status_code == 200:  # an `event: error` inside the stream
+                return model_error(
+                    f"{where}: stream failed: {error_type}: {message}",
+                    provider=self.provider,
+                    error_type=error_type,
+                    request_id=body.get("request_id") or exc.request_id or request_id,
+                    secrets=self._secrets,
+                )
+            return model_error(
+                f"{where}: HTTP {exc.status_code} {error_type}: {message}",
+                provider=self.provider,
+                status=exc.status_code,
+                error_type=error_type,
+                request_id=exc.request_id,
+                retryable=retryable_status(exc.status_code),
+                secrets=self._secrets,
+            )
+        if isinstance(exc, anthropic.APITimeoutError | httpx2.TimeoutException):
+            error_type, text = "timeout", "timed out"
+        elif isinstance(exc, anthropic.APIConnectionError | httpx2.TransportError):
+            error_type, text = "connection_error", "connection failed"
+        elif isinstance(exc, ValueError):
+            error_type, text = "protocol_error", "malformed stream"
+        else:
+            error_type, text = "model_error", "request failed"
+        return model_error(
+            f"{where}: {text}: {type(exc).__name__}: {exc}",
+            provider=self.provider,
+            error_type=error_type,
+            request_id=request_id,
+            retryable=error_type != "model_error",
+            secrets=self._secrets,
+        )
+
+
+@dataclass
+class _Block:
+    index: int
+    type: BlockType
+    parts: list[str] = field(default_factory=list)
+    signature: str | None = None
+    tool_id: str = ""
+    tool_name: str = ""
+    stopped: bool = False
+
+
+@dataclass
+class _Assembly:
+    """Turns the SDK's raw stream events into model events and the final message."""
+
+    provider: str
+    request_id: str | None
+    message_id: str | None = None
+    model: str = ""
+    blocks: dict[int, _Block] = field(default_factory=dict)
+    """By Anthropic's block index; ours count only the blocks bassi keeps."""
+    usage: Usage = field(default_factory=Usage)
+    stop_reason: str | None = None
+    stopped: bool = False
+
+    def feed(self, event: object) -> list[ModelEvent]:
+        from anthropic import types as t
+
+        if isinstance(event, t.RawMessageStartEvent):
+            message = event.message
+            self.message_id, self.model = message.id, message.model
+            start = message.usage
+            self.usage = Usage(
+                input_tokens=start.input_tokens,
+                output_tokens=start.output_tokens,
+                cache_read_tokens=start.cache_read_input_tokens or 0,
+                cache_write_tokens=start.cache_creation_input_tokens or 0,
+            )
+            return [MessageStart(message.id, message.model, self.provider)]
+        if self.message_id is None:
+            raise self._incomplete(f"{getattr(event, 'type', event)!r} before message_start")
+        if isinstance(event, t.RawContentBlockStartEvent):
+            return self._start(event.index, event.content_block)
+        if isinstance(event, t.RawContentBlockDeltaEvent):
+            return self._delta(event.index, event.delta)
+        if isinstance(event, t.RawContentBlockStopEvent):
+            block = self.blocks.get(event.index)
+            if block is None or block.stopped:
+                return []
+            block.stopped = True
+            return [BlockStop(block.index)]
+        if isinstance(event, t.RawMessageDeltaEvent):
+            self.stop_reason = event.delta.stop_reason or self.stop_reason
+            # Counts in message_delta are cumulative: they replace, never add.
+            u, before = event.usage, self.usage
+            self.usage = Usage(
+                input_tokens=_pick(u.input_tokens, before.input_tokens),
+                output_tokens=u.output_tokens,
+                cache_read_tokens=_pick(u.cache_read_input_tokens, before.cache_read_tokens),
+                cache_write_tokens=_pick(u.cache_creation_input_tokens, before.cache_write_tokens),
+            )
+            return []
+        if isinstance(event, t.RawMessageStopEvent):
+            self.stopped = True
+        return []
+
+    def _start(self, provider_index: int, block: object) -> list[ModelEvent]:
+        from anthropic import types as t
+
+        index = len(self.blocks)
+        if isinstance(block, t.TextBlock):
+            new = _Block(index, "text", [block.text] if block.text else [])
+        elif isinstance(block, t.ThinkingBlock):
+            new = _Block(index, "thinking", [block.thinking], signature=block.signature or None)
+        elif isinstance(block, t.RedactedThinkingBlock):
+            new = _Block(index, "thinking", signature=REDACTED_THINKING + block.data)
+        elif isinstance(block, t.ToolUseBlock):
+            start = json.dumps(block.input) if block.input else ""
+            new = _Block(index, "tool_use", [start], tool_id=block.id, tool_name=block.name)
+            self.blocks[provider_index] = new
+            return [BlockStart(index, "tool_use", block.id, block.name)]
+        else:
+            return []  # server-side tool blocks: not part of bassi's conversation
+        self.blocks[provider_index] = new
+        return [BlockStart(index, new.type)]
+
+    def _delta(self, provider_index: int, delta: object) -> list[ModelEvent]:
+        from anthropic import types as t
+
+        block = self.blocks.get(provider_index)
+        if block is None:
+            return []
+        if isinstance(delta, t.TextDelta):
+            block.parts.append(delta.text)
+            return [Delta(block.index, "text", delta.text)]
+        if isinstance(delta, t.ThinkingDelta):
+            block.parts.append(delta.thinking)
+            return [Delta(block.index, "thinking", delta.thinking)]
+        if isinstance(delta, t.SignatureDelta):
+            block.signature = delta.signature
+            return []
+        if isinstance(delta, t.InputJSONDelta):
+            block.parts.append(delta.partial_json)
+            return (
+                [Delta(block.index, "tool_input", delta.partial_json)] if delta.partial_json else []
+            )
+        return []
+
+    def finish(self) -> list[ModelEvent]:
+        """The closing events; raises `ModelError` when the stream did not really finish."""
+        if self.message_id is None:
+            raise self._incomplete("no message_start")
+        if not self.stopped or self.stop_reason is None:
+            raise self._incomplete("no message_stop" if not self.stopped else "no stop_reason")
+        out: list[ModelEvent] = []
+        content: list[ContentBlock] = []
+        for block in self.blocks.values():
+            if not block.stopped:
+                out.append(BlockStop(block.index))
+            content.append(self._content(block))
+        out.append(
+            MessageEnd(
+                message_id=self.message_id,
+                content=tuple(content),
+                stop_reason=self.stop_reason,
+                usage=self.usage,
+                model=self.model,
+                provider=self.provider,
+                request_id=self.request_id,
+            )
+        )
+        return out
+
+    def _content(self, block: _Block) -> ContentBlock:
+        text = "".join(block.parts)
+        if block.type == "text":
+            return TextBlock(text=text)
+        if block.type == "thinking":
+            return ThinkingBlock(thinking=text, signature=block.signature)
+        try:
+            value = json.loads(text) if text.strip() else {}
+        except ValueError:
+            value = None
+        if not isinstance(value, dict):
+            raise model_error(
+                f"anthropic: input of tool call {block.tool_name} ({block.tool_id}) is not a "
+                f"JSON object: {text[:200]!r}",
+                provider=self.provider,
+                error_type="invalid_tool_input",
+                request_id=self.request_id,
+                retryable=True,
+            )
+        return ToolUseBlock(id=block.tool_id, name=block.tool_name, input=value)
+
+    def _incomplete(self, what: str) -> ModelError:
+        return model_error(
+            f"anthropic: the stream ended incomplete ({what})",
+            provider=self.provider,
+            error_type="incomplete_stream",
+            request_id=self.request_id,
+        )
+
+
+def _pick(value: int | None, default: int) -> int:
+    return default if value is None else value
