@@ -36,11 +36,20 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
+def format_time(moment: datetime) -> str:
+    """ISO-8601 UTC with a `Z`, as on the wire and in the database."""
+    if moment.tzinfo is not UTC:
+        moment = moment.astimezone(UTC)
+    return moment.replace(tzinfo=None).isoformat(timespec="microseconds") + "Z"
+
+
 class EventBase(BaseModel):
     """The envelope shared by every event."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
+    type: str
+    """Discriminator: the event's wire name (each subclass fixes it)."""
     event_id: str = Field(default_factory=new_id)
     """UUID chosen by the producer; the idempotency key."""
     session_id: str

@@ -1,0 +1,435 @@
+"""The event log on SQLite (aiosqlite) or PostgreSQL (asyncpg), through SQLAlchemy Core.
+
+One writer transaction at a time commits a batch of appends: it takes the write lock
+(`BEGIN IMMEDIATE` on SQLite, a transaction-scoped advisory lock on PostgreSQL), resolves
+idempotent retries, checks each session's head, assigns `seq` and `position`, inserts the
+events and the `sessions` read-model rows, and commits.
+
+Tailing by `position` never skips a row that commits late: writers are serialized by the lock
+and assign `position = max(position) + 1` while holding it, so positions become visible in
+commit order on both databases (a reader cannot see N+1 before N).
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import sqlite3
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from json.encoder import encode_basestring_ascii
+from typing import Any
+
+from pydantic import ValidationError
+from sqlalchemy import String, func, select, text, type_coerce
+from sqlalchemy import event as sa_event
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Connection
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+from sqlalchemy.pool import StaticPool
+
+from bassi import events as ev
+from bassi.errors import ConcurrencyError, EventDecodeError, IdempotencyError, StoreError
+from bassi.store.readmodel import SessionSummary, summarize
+from bassi.store.tables import events as events_table
+from bassi.store.tables import sessions as sessions_table
+
+_PG_LOCK_KEY = 0x6261_7373  # "bass": serializes writers across processes on PostgreSQL
+_IN_CHUNK = 500  # stays far below SQLite's bound-parameter limit
+
+
+class _RetryWithIdCheck(Exception):
+    """An insert hit the event_id constraint: redo the batch resolving idempotent retries."""
+
+
+@dataclass(slots=True)
+class Group:
+    """The events of one append call: committed together or not at all."""
+
+    events: list[ev.Event]
+    expected_seq: int | None = None
+    """When set, the session's last seq must be exactly this before the group."""
+    committed: list[ev.Event] = field(default_factory=list)
+    error: Exception | None = None
+
+
+_COLUMNS = ("position", "event_id", "session_id", "seq", "run_id", "type", "v", "recorded_at")
+_q = encode_basestring_ascii
+
+
+def _row_to_event(row: Sequence[Any]) -> ev.Event:
+    """An event from a row of `_COLUMNS` + payload (payload as JSON text or already decoded)."""
+    position, event_id, session_id, seq, run_id, type_, v, recorded_at, payload = row
+    if type_ not in ev.EVENT_TYPES:
+        raise EventDecodeError(f"unknown event type {type_!r} at position {position}")
+    if v < ev.CURRENT_VERSION[type_] or not isinstance(payload, str):
+        data = json.loads(payload) if isinstance(payload, str) else dict(payload)
+        data.update(zip(_COLUMNS, row[:8], strict=True))
+        return ev.decode(data)
+    # Fast path: splice the envelope into the payload text and let pydantic parse once.
+    head = (
+        f'{{"position":{position},"event_id":{_q(event_id)},"session_id":{_q(session_id)},'
+        f'"seq":{seq},"run_id":{"null" if run_id is None else _q(run_id)},"type":"{type_}",'
+        f'"v":{v},"recorded_at":"{recorded_at}"'
+    )
+    body = payload.strip()
+    text = head + ("}" if body == "{}" else "," + body[1:])
+    try:
+        return ev.EVENT_ADAPTER.validate_json(text)
+    except ValidationError as exc:
+        raise EventDecodeError(f"invalid {type_} event at position {position}: {exc}") from exc
+
+
+def _event_row(event: ev.Event) -> tuple[Any, ...]:
+    return (
+        event.position,
+        event.event_id,
+        event.session_id,
+        event.seq,
+        event.run_id,
+        event.type,
+        event.v,
+        ev.format_time(event.recorded_at),
+        event.model_dump_json(exclude=ev.ENVELOPE_FIELDS),
+    )
+
+
+def _is_integrity_error(exc: BaseException) -> bool:
+    if isinstance(exc, sqlite3.IntegrityError):
+        return True
+    return type(exc).__module__.startswith("asyncpg") and "IntegrityConstraintViolationError" in {
+        cls.__name__ for cls in type(exc).__mro__
+    }
+
+
+def _stamped(event: ev.Event, seq: int, position: int) -> ev.Event:
+    # A shallow copy with the store's fields set: what model_copy(update=...) does, cheaper.
+    stamped = copy.copy(event)
+    stamped.__dict__["seq"] = seq
+    stamped.__dict__["position"] = position
+    return stamped
+
+
+def _same_event(stored: ev.Event, retried: ev.Event) -> bool:
+    return (
+        stored.session_id == retried.session_id
+        and stored.type == retried.type
+        and stored.payload() == retried.payload()
+    )
+
+
+class SqlEventLog:
+    """Durable, append-only storage of events in one SQL database."""
+
+    def __init__(
+        self, url: str, *, synchronous: str = "FULL", busy_timeout_ms: int = 30_000
+    ) -> None:
+        self.url = url
+        self.synchronous = synchronous
+        self.busy_timeout_ms = busy_timeout_ms
+        self.dialect = "postgresql" if url.startswith("postgresql") else "sqlite"
+        self._memory = self.dialect == "sqlite" and (":memory:" in url or url.endswith("://"))
+        self.writer: AsyncEngine = self._make_engine(write=True)
+        self.reader: AsyncEngine = (
+            self.writer
+            if self._memory or self.dialect == "postgresql"
+            else self._make_engine(write=False)
+        )
+
+    @staticmethod
+    def _select() -> Any:
+        # The payload comes back as JSON text: `_row_to_event` parses it once, with pydantic.
+        t = events_table
+        return select(*(t.c[name] for name in _COLUMNS), type_coerce(t.c.payload, String))
+
+    @property
+    def _insert_sql(self) -> str:
+        columns = ", ".join((*_COLUMNS, "payload"))
+        if self.dialect == "postgresql":
+            marks = ", ".join(f"${i}" for i in range(1, 9)) + ", $9::jsonb"
+        else:
+            marks = ", ".join("?" * 9)
+        return f"INSERT INTO events ({columns}) VALUES ({marks})"
+
+    # --- engines -----------------------------------------------------------------------
+
+    def _make_engine(self, *, write: bool) -> AsyncEngine:
+        if self.dialect == "postgresql":
+            return create_async_engine(self.url, pool_size=5, max_overflow=5, pool_pre_ping=True)
+        kwargs: dict[str, Any] = {"connect_args": {"timeout": self.busy_timeout_ms / 1000}}
+        if self._memory:
+            kwargs["poolclass"] = StaticPool
+        elif write:
+            kwargs.update(pool_size=1, max_overflow=0)
+        engine = create_async_engine(self.url, **kwargs)
+        synchronous, busy = self.synchronous, self.busy_timeout_ms
+        begin = "BEGIN IMMEDIATE" if write else "BEGIN"
+
+        @sa_event.listens_for(engine.sync_engine, "connect")
+        def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+            dbapi_connection.isolation_level = None  # bassi issues BEGIN itself (below)
+            cursor = dbapi_connection.cursor()
+            if not self._memory:
+                cursor.execute("PRAGMA journal_mode=WAL")
+            cursor.execute(f"PRAGMA synchronous={synchronous}")
+            cursor.execute(f"PRAGMA busy_timeout={int(busy)}")
+            cursor.execute("PRAGMA foreign_keys=ON")
+            cursor.close()
+
+        @sa_event.listens_for(engine.sync_engine, "begin")
+        def _on_begin(conn: Connection) -> None:
+            conn.exec_driver_sql(begin)
+
+        return engine
+
+    async def pragmas(self) -> dict[str, Any]:
+        """The SQLite settings in force on the writer connection, read back (empty on PostgreSQL)."""
+        if self.dialect != "sqlite":
+            return {}
+        out: dict[str, Any] = {}
+        async with self.writer.connect() as conn:
+            for name in ("journal_mode", "synchronous", "busy_timeout", "foreign_keys"):
+                out[name] = (await conn.exec_driver_sql(f"PRAGMA {name}")).scalar()
+        return out
+
+    async def close(self) -> None:
+        """Release every connection."""
+        await self.writer.dispose()
+        if self.reader is not self.writer:
+            await self.reader.dispose()
+
+    # --- writing -----------------------------------------------------------------------
+
+    async def commit(self, groups: Sequence[Group], heads: Mapping[str, int]) -> None:
+        """Commit every group that can be, in one transaction (see `_commit`)."""
+        try:
+            await self._commit(groups, heads, check_ids=False)
+        except _RetryWithIdCheck:
+            for group in groups:
+                group.committed, group.error = [], None
+            await self._commit(groups, heads, check_ids=True)
+
+    async def _commit(
+        self, groups: Sequence[Group], heads: Mapping[str, int], *, check_ids: bool
+    ) -> None:
+        """Commit every group that can be, in one transaction.
+
+        Fills `group.committed` (with seq and position) or `group.error` (ConcurrencyError,
+        IdempotencyError). `heads` holds the last seq this process knows for a session; a
+        database head that differs means another writer appended, and that group conflicts.
+        Database failures raise and leave nothing written. Retried event_ids are looked up
+        only when an insert hits the event_id constraint (`check_ids`): the common case costs
+        no extra query.
+        """
+        async with self.writer.begin() as conn:
+            if self.dialect == "postgresql":
+                await conn.execute(select(func.pg_advisory_xact_lock(_PG_LOCK_KEY)))
+            if check_ids:
+                await self._resolve_retries(conn, groups)
+            live = [g for g in groups if g.error is None and not g.committed]
+            if not live:
+                return
+            session_ids = sorted({e.session_id for g in live for e in g.events})
+            summaries = await self._summaries(conn, session_ids)
+            position = (await conn.execute(select(func.max(events_table.c.position)))).scalar() or 0
+            last_seq = {sid: s.last_seq for sid, s in summaries.items()}
+            known = dict(heads)
+            rows: list[ev.Event] = []
+            for group in live:
+                staged, error = self._stage(group, last_seq, known, position)
+                if error is not None:
+                    group.error = error
+                    continue
+                for staged_event in staged:
+                    last_seq[staged_event.session_id] = staged_event.seq
+                    if staged_event.session_id in known:
+                        known[staged_event.session_id] = staged_event.seq
+                position += len(staged)
+                group.committed = staged
+                rows.extend(staged)
+            if not rows:
+                return
+            await self._insert(conn, [_event_row(e) for e in rows], check_ids=check_ids)
+            await self._write_summaries(conn, summaries, rows)
+
+    async def _insert(
+        self, conn: AsyncConnection, rows: list[tuple[Any, ...]], *, check_ids: bool
+    ) -> None:
+        # Straight to the driver's executemany: SQLAlchemy's per-row parameter processing
+        # would cost more than the insert itself. Still inside the transaction begun above.
+        raw = await conn.get_raw_connection()
+        driver: Any = raw.driver_connection
+        try:
+            await driver.executemany(self._insert_sql, rows)
+        except Exception as exc:
+            if not _is_integrity_error(exc):
+                raise
+            if "event_id" in str(exc) and not check_ids:
+                raise _RetryWithIdCheck from exc
+            # Under the write lock only a writer that ignores it can take our seq.
+            raise ConcurrencyError(f"append conflicted with another writer: {exc}") from exc
+
+    def _stage(
+        self, group: Group, last_seq: Mapping[str, int], heads: Mapping[str, int], position: int
+    ) -> tuple[list[ev.Event], Exception | None]:
+        staged: list[ev.Event] = []
+        local = dict(last_seq)
+        for item in group.events:
+            sid = item.session_id
+            base = local.get(sid, 0)
+            if not staged or staged[-1].session_id != sid:
+                known = heads.get(sid)
+                if known is not None and known != base:
+                    return [], ConcurrencyError(
+                        f"session {sid} was appended to by another writer "
+                        f"(expected seq {known}, found {base})"
+                    )
+                if group.expected_seq is not None and group.expected_seq != base:
+                    return [], ConcurrencyError(
+                        f"session {sid} is at seq {base}, expected {group.expected_seq}"
+                    )
+            position += 1
+            local[sid] = base + 1
+            staged.append(_stamped(item, base + 1, position))
+        return staged, None
+
+    async def _resolve_retries(self, conn: AsyncConnection, groups: Sequence[Group]) -> None:
+        ids = [e.event_id for g in groups for e in g.events]
+        if not ids:
+            return
+        found: dict[str, ev.Event] = {}
+        for start in range(0, len(ids), _IN_CHUNK):
+            chunk = ids[start : start + _IN_CHUNK]
+            result = await conn.execute(self._select().where(events_table.c.event_id.in_(chunk)))
+            for row in result:
+                stored = _row_to_event(row)
+                found[stored.event_id] = stored
+        seen: set[str] = set()
+        for group in groups:
+            group_ids = [e.event_id for e in group.events]
+            if len(set(group_ids)) != len(group_ids) or seen & set(group_ids):
+                group.error = IdempotencyError("an append repeats an event_id within one batch")
+                continue
+            seen.update(group_ids)
+            if not found:
+                continue
+            hits = [found.get(e.event_id) for e in group.events]
+            if all(h is None for h in hits):
+                continue
+            if all(
+                h is not None and _same_event(h, e) for h, e in zip(hits, group.events, strict=True)
+            ):
+                group.committed = [h for h in hits if h is not None]
+            else:
+                group.error = IdempotencyError(
+                    "retried events match committed events only in part "
+                    f"({sum(h is not None for h in hits)} of {len(hits)} event_ids already stored)"
+                )
+
+    async def _summaries(
+        self, conn: AsyncConnection, session_ids: list[str]
+    ) -> dict[str, SessionSummary]:
+        out: dict[str, SessionSummary] = {}
+        for start in range(0, len(session_ids), _IN_CHUNK):
+            chunk = session_ids[start : start + _IN_CHUNK]
+            result = await conn.execute(
+                select(sessions_table).where(sessions_table.c.session_id.in_(chunk))
+            )
+            for row in result.mappings():
+                out[row["session_id"]] = SessionSummary.from_row(row)
+        return out
+
+    async def _write_summaries(
+        self, conn: AsyncConnection, before: Mapping[str, SessionSummary], rows: Iterable[ev.Event]
+    ) -> None:
+        by_session: dict[str, list[ev.Event]] = {}
+        for row in rows:
+            by_session.setdefault(row.session_id, []).append(row)
+        values = [summarize(before.get(sid), batch).as_row() for sid, batch in by_session.items()]
+        insert = postgresql.insert if self.dialect == "postgresql" else sqlite.insert
+        stmt = insert(sessions_table)
+        update = {c.name: stmt.excluded[c.name] for c in sessions_table.c if c.name != "session_id"}
+        await conn.execute(
+            stmt.on_conflict_do_update(index_elements=["session_id"], set_=update), values
+        )
+
+    # --- reading -----------------------------------------------------------------------
+
+    async def read(
+        self,
+        *,
+        session_id: str | None = None,
+        run_id: str | None = None,
+        types: Iterable[str] | None = None,
+        after: int = 0,
+        limit: int | None = None,
+    ) -> list[ev.Event]:
+        """Committed events in order; `after` is a seq with `session_id`, else a position."""
+        t = events_table
+        stmt = self._select()
+        if session_id is not None:
+            stmt = stmt.where(t.c.session_id == session_id, t.c.seq > after).order_by(t.c.seq)
+        else:
+            stmt = stmt.where(t.c.position > after).order_by(t.c.position)
+        if run_id is not None:
+            stmt = stmt.where(t.c.run_id == run_id)
+        if types is not None:
+            wanted = sorted(set(types))
+            unknown = [name for name in wanted if name not in ev.EVENT_TYPES]
+            if unknown:
+                raise EventDecodeError(f"unknown event type {unknown[0]!r}")
+            stmt = stmt.where(t.c.type.in_(wanted))
+        if limit is not None:
+            stmt = stmt.limit(limit)
+        async with self.reader.connect() as conn:
+            result = await conn.execute(stmt)
+            return [_row_to_event(row) for row in result]
+
+    async def last_seq(self, session_id: str) -> int:
+        """The session's last committed seq (0 when it has none)."""
+        async with self.reader.connect() as conn:
+            stmt = select(func.max(events_table.c.seq)).where(
+                events_table.c.session_id == session_id
+            )
+            return int((await conn.execute(stmt)).scalar() or 0)
+
+    async def last_position(self) -> int:
+        """The last committed global position (0 for an empty log)."""
+        async with self.reader.connect() as conn:
+            return int(
+                (await conn.execute(select(func.max(events_table.c.position)))).scalar() or 0
+            )
+
+    async def sessions(self, session_id: str | None = None) -> list[SessionSummary]:
+        """Rows of the `sessions` read model, newest first."""
+        stmt = select(sessions_table).order_by(sessions_table.c.created_at.desc())
+        if session_id is not None:
+            stmt = stmt.where(sessions_table.c.session_id == session_id)
+        async with self.reader.connect() as conn:
+            return [SessionSummary.from_row(row) for row in (await conn.execute(stmt)).mappings()]
+
+    async def rebuild_sessions(self) -> int:
+        """Recompute every `sessions` row from `events`; returns the number of sessions."""
+        async with self.writer.begin() as conn:
+            if self.dialect == "postgresql":
+                await conn.execute(select(func.pg_advisory_xact_lock(_PG_LOCK_KEY)))
+            await conn.execute(sessions_table.delete())
+            summaries: dict[str, SessionSummary] = {}
+            result = await conn.stream(self._select().order_by(events_table.c.position))
+            async for row in result:
+                event = _row_to_event(row)
+                summaries[event.session_id] = summarize(summaries.get(event.session_id), [event])
+            if summaries:
+                await conn.execute(
+                    sessions_table.insert(), [s.as_row() for s in summaries.values()]
+                )
+            return len(summaries)
+
+    async def execute_raw(self, sql: str) -> None:
+        """Run one statement on the writer connection (operators' and tests' escape hatch)."""
+        try:
+            async with self.writer.begin() as conn:
+                await conn.execute(text(sql))
+        except DBAPIError as exc:
+            raise StoreError(str(exc.orig)) from exc

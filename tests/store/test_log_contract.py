@@ -1,0 +1,192 @@
+"""The event log's contract, run against every backend (SQLite file, SQLite memory, PostgreSQL)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+import pytest
+from sqlalchemy import text
+
+from bassi import events as ev
+from bassi.errors import ConcurrencyError, EventDecodeError, IdempotencyError, StoreError
+from bassi.session import SessionStatus, replay
+from bassi.store.eventstore import EventStore
+from tests.store.samples import one_of_each
+
+
+def prompt(session_id: str, n: int) -> ev.PromptReceived:
+    return ev.PromptReceived(session_id=session_id, run_id=f"r{n}", content=f"prompt {n}")
+
+
+async def test_appends_get_gapless_seq_and_increasing_position(store: EventStore) -> None:
+    for n in range(30):
+        await store.append(prompt(f"s{n % 3}", n))
+    await store.flush()
+    everything = await store.query()
+    assert [e.position for e in everything] == sorted({e.position for e in everything})
+    for sid in ("s0", "s1", "s2"):
+        events = await store.query(session_id=sid)
+        assert [e.seq for e in events] == list(range(1, 11))
+        assert [e.content for e in events] == [
+            f"prompt {n}" for n in range(30) if n % 3 == int(sid[1])
+        ]  # type: ignore[union-attr]
+
+
+async def test_durable_append_returns_the_committed_event(store: EventStore) -> None:
+    first = await store.append(prompt("s", 1), durable=True)
+    second = await store.append(prompt("s", 2), durable=True)
+    assert (first.seq, second.seq) == (1, 2)
+    assert first.position is not None and second.position is not None
+    assert second.position > first.position
+    assert await store.query(session_id="s") == [first, second]
+
+
+async def test_reappending_a_committed_event_id_returns_the_original_and_writes_nothing(
+    store: EventStore,
+) -> None:
+    event = prompt("s", 1)
+    original = await store.append(event, durable=True)
+    await store.append(prompt("s", 2), durable=True)
+    again = await store.append(event, durable=True)
+    assert again.seq == original.seq == 1
+    assert again.position == original.position
+    assert len(await store.query(session_id="s")) == 2
+    # and a batch that is entirely a retry is also a no-op
+    assert await store.append_many([event], durable=True) == [original]
+    assert len(await store.query()) == 2
+
+
+async def test_a_retry_that_only_partly_matches_fails_loudly(store: EventStore) -> None:
+    event = prompt("s", 1)
+    await store.append(event, durable=True)
+    with pytest.raises(IdempotencyError):
+        await store.append_many([event, prompt("s", 2)], durable=True)
+    changed = event.model_copy(update={"content": "something else"})
+    with pytest.raises(IdempotencyError):
+        await store.append(changed, durable=True)
+    assert len(await store.query()) == 1
+
+
+async def test_second_writer_at_a_taken_seq_gets_concurrency_error_and_writes_nothing(
+    store: EventStore,
+) -> None:
+    await store.append(prompt("s", 1), durable=True)
+    before = await store.query()
+    # A writer that read the session at seq 0 appends a batch: the whole batch is refused.
+    batch = [prompt("s", 2), prompt("other", 3), prompt("s", 4)]
+    with pytest.raises(ConcurrencyError):
+        await store.append_many(batch, durable=True, expected_seq=0)
+    assert await store.query() == before
+    # The same through a second store on the same database, whose head for "s" is stale.
+    if store.log.url.endswith(":memory:"):
+        return
+    other = await EventStore.open(store.log.url)
+    try:
+        other.claim("s", 1)
+        await store.append(prompt("s", 5), durable=True)  # first writer moves on to seq 2
+        with pytest.raises(ConcurrencyError):
+            await other.append_many([prompt("s", 6), prompt("s", 7)], durable=True)
+        assert [e.seq for e in await store.query(session_id="s")] == [1, 2]
+        # the loser re-learns the head and can append after it
+        again = await other.append(prompt("s", 8), durable=True)
+        assert again.seq == 3
+    finally:
+        await other.close()
+
+
+async def test_expected_seq_guards_an_append(store: EventStore) -> None:
+    await store.append(prompt("s", 1), durable=True)
+    committed = await store.append(prompt("s", 2), durable=True, expected_seq=1)
+    assert committed.seq == 2
+    with pytest.raises(ConcurrencyError, match="expected 1"):
+        await store.append(prompt("s", 3), durable=True, expected_seq=1)
+
+
+async def test_the_database_itself_refuses_update_and_delete(store: EventStore) -> None:
+    await store.append(prompt("s", 1), durable=True)
+    for sql in ("UPDATE events SET type = 'x'", "DELETE FROM events"):
+        with pytest.raises(StoreError, match="append-only"):
+            await store.log.execute_raw(sql)
+    assert len(await store.query()) == 1
+
+
+async def test_every_event_type_round_trips_through_wire_json_and_the_database(
+    store: EventStore,
+) -> None:
+    originals = one_of_each("s")
+    for event in originals:
+        wire = json.dumps(event.to_wire())
+        assert ev.decode_json(wire) == event
+    committed = await store.append_many(originals, durable=True)
+    stored = await store.query(session_id="s")
+    assert stored == committed
+    for before, after in zip(originals, stored, strict=True):
+        assert after.model_copy(update={"seq": 0, "position": None}) == before
+        assert ev.decode_json(json.dumps(after.to_wire())) == after
+
+
+async def test_an_unknown_type_in_the_database_fails_loudly_and_names_it(store: EventStore) -> None:
+    await store.append(prompt("s", 1), durable=True)
+    async with store.log.writer.begin() as conn:
+        await conn.execute(
+            text(
+                "INSERT INTO events (position, event_id, session_id, seq, run_id, type, v, recorded_at, payload) "
+                "VALUES (99, 'x-1', 's', 2, NULL, 'mystery_event', 1, '2026-01-01T00:00:00.000000Z', '{}')"
+            )
+        )
+    with pytest.raises(EventDecodeError, match="mystery_event"):
+        await store.query(session_id="s")
+    with pytest.raises(EventDecodeError, match="mystery_event"):
+        ev.decode({"type": "mystery_event", "session_id": "s"})
+
+
+async def test_query_filters_by_run_type_after_and_limit(store: EventStore) -> None:
+    await store.append_many(one_of_each("s"), durable=True)
+    await store.append_many(one_of_each("t"), durable=True)
+    run2 = await store.query(session_id="s", run_id="run-2")
+    assert [e.type for e in run2] == ["prompt_received", "run_started", "run_cancelled"]
+    deltas = await store.query(session_id="s", types=["token_delta"])
+    assert len(deltas) == 2 and all(e.type == "token_delta" for e in deltas)
+    page = await store.query(session_id="s", after=5, limit=3)
+    assert [e.seq for e in page] == [6, 7, 8]
+    assert all(e.session_id == "t" for e in await store.query(after=len(one_of_each("s"))))
+    with pytest.raises(EventDecodeError, match="nonsense"):
+        await store.query(types=["nonsense"])
+
+
+async def test_sessions_read_model_is_written_with_the_events(store: EventStore) -> None:
+    events = one_of_each("s")
+    await store.append_many(events[:3], durable=True)  # started, prompt, run started
+    [row] = await store.sessions("s")
+    assert (row.status, row.title, row.model, row.last_seq, row.runs) == (
+        "running",
+        events[0].title,  # type: ignore[union-attr]
+        "scripted",
+        3,
+        1,
+    )
+    await store.append_many(events[3:], durable=True)
+    [row] = await store.sessions("s")
+    state = replay(await store.query(session_id="s"))
+    assert row.status == state.status.value == SessionStatus.ENDED
+    assert row.last_seq == state.last_seq == len(events)
+    assert row.input_tokens == state.usage.input_tokens == 24
+    assert row.model == state.model == "anthropic:claude-x"
+    rebuilt_count = await store.log.rebuild_sessions()
+    assert rebuilt_count == 1
+    assert await store.sessions("s") == [row]
+
+
+async def test_concurrent_appenders_keep_every_session_gapless(store: EventStore) -> None:
+    async def writer(sid: str) -> None:
+        for n in range(50):
+            await store.append(prompt(sid, n), durable=n % 10 == 0)
+
+    await asyncio.gather(*(writer(f"s{i}") for i in range(8)))
+    await store.flush()
+    for i in range(8):
+        seqs = [e.seq for e in await store.query(session_id=f"s{i}")]
+        assert seqs == list(range(1, 51))
+    positions = [e.position for e in await store.query()]
+    assert positions == list(range(1, 401))
