@@ -25,7 +25,7 @@ from bassi.models.base import (
     ModelRequest,
 )
 from bassi.models.convert import REDACTED_THINKING, anthropic_messages, anthropic_tools
-from bassi.models.failures import model_error, retryable_status
+from bassi.models.failures import describe, model_error, retryable_status
 
 if TYPE_CHECKING:
     from anthropic import AsyncAnthropic
@@ -69,9 +69,7 @@ class AnthropicModel:
     async def stream(self, request: ModelRequest) -> AsyncIterator[ModelEvent]:
         """Stream one assistant message (see `bassi.models.base`)."""
         import anthropic
-        import httpx2
 
-        failures = (anthropic.AnthropicError, httpx2.HTTPError, ValueError)
         try:
             response = await self.client.messages.create(
                 model=self.name,
@@ -88,7 +86,7 @@ class AnthropicModel:
                 ),
                 stream=True,
             )
-        except failures as exc:
+        except Exception as exc:  # whatever the SDK lets through, the caller gets a ModelError
             raise self._error(exc, None) from exc
         request_id = response.response.headers.get("request-id")
         assembly = _Assembly(provider=self.provider, request_id=request_id)
@@ -96,7 +94,9 @@ class AnthropicModel:
             async for event in response:
                 for out in assembly.feed(event):
                     yield out
-        except failures as exc:
+        except ModelError:
+            raise
+        except Exception as exc:
             raise self._error(exc, request_id) from exc
         finally:
             await response.close()
@@ -140,7 +140,7 @@ class AnthropicModel:
         else:
             error_type, text = "model_error", "request failed"
         return model_error(
-            f"{where}: {text}: {type(exc).__name__}: {exc}",
+            f"{where}: {text}: {describe(exc)}",
             provider=self.provider,
             error_type=error_type,
             request_id=request_id,
@@ -174,10 +174,11 @@ class _Assembly:
     stop_reason: str | None = None
     stopped: bool = False
 
-    def feed(self, event: object) -> list[ModelEvent]:
-        from anthropic import types as t
-
-        if isinstance(event, t.RawMessageStartEvent):
+    def feed(self, event: Any) -> list[ModelEvent]:
+        # Dispatch on `type`, not on class: the SDK builds an event it does not know (a newer
+        # API's) as the first class of its union, with the wrong fields.
+        kind = getattr(event, "type", None)
+        if kind == "message_start":
             message = event.message
             self.message_id, self.model = message.id, message.model
             start = message.usage
@@ -189,18 +190,18 @@ class _Assembly:
             )
             return [MessageStart(message.id, message.model, self.provider)]
         if self.message_id is None:
-            raise self._incomplete(f"{getattr(event, 'type', event)!r} before message_start")
-        if isinstance(event, t.RawContentBlockStartEvent):
+            raise self._incomplete(f"{kind!r} event before message_start")
+        if kind == "content_block_start":
             return self._start(event.index, event.content_block)
-        if isinstance(event, t.RawContentBlockDeltaEvent):
+        if kind == "content_block_delta":
             return self._delta(event.index, event.delta)
-        if isinstance(event, t.RawContentBlockStopEvent):
+        if kind == "content_block_stop":
             block = self.blocks.get(event.index)
             if block is None or block.stopped:
                 return []
             block.stopped = True
             return [BlockStop(block.index)]
-        if isinstance(event, t.RawMessageDeltaEvent):
+        if kind == "message_delta":
             self.stop_reason = event.delta.stop_reason or self.stop_reason
             # Counts in message_delta are cumulative: they replace, never add.
             u, before = event.usage, self.usage
@@ -211,50 +212,45 @@ class _Assembly:
                 cache_write_tokens=_pick(u.cache_creation_input_tokens, before.cache_write_tokens),
             )
             return []
-        if isinstance(event, t.RawMessageStopEvent):
+        if kind == "message_stop":
             self.stopped = True
         return []
 
-    def _start(self, provider_index: int, block: object) -> list[ModelEvent]:
-        from anthropic import types as t
-
+    def _start(self, provider_index: int, block: Any) -> list[ModelEvent]:
         index = len(self.blocks)
-        if isinstance(block, t.TextBlock):
-            new = _Block(index, "text", [block.text] if block.text else [])
-        elif isinstance(block, t.ThinkingBlock):
-            new = _Block(index, "thinking", [block.thinking], signature=block.signature or None)
-        elif isinstance(block, t.RedactedThinkingBlock):
-            new = _Block(index, "thinking", signature=REDACTED_THINKING + block.data)
-        elif isinstance(block, t.ToolUseBlock):
-            start = json.dumps(block.input) if block.input else ""
-            new = _Block(index, "tool_use", [start], tool_id=block.id, tool_name=block.name)
-            self.blocks[provider_index] = new
-            return [BlockStart(index, "tool_use", block.id, block.name)]
-        else:
-            return []  # server-side tool blocks: not part of bassi's conversation
+        match block.type:
+            case "text":
+                new = _Block(index, "text", [block.text] if block.text else [])
+            case "thinking":
+                new = _Block(index, "thinking", [block.thinking], signature=block.signature or None)
+            case "redacted_thinking":
+                new = _Block(index, "thinking", signature=REDACTED_THINKING + block.data)
+            case "tool_use":
+                start = json.dumps(block.input) if block.input else ""
+                new = _Block(index, "tool_use", [start], tool_id=block.id, tool_name=block.name)
+                self.blocks[provider_index] = new
+                return [BlockStart(index, "tool_use", block.id, block.name)]
+            case _:
+                return []  # server-side tool blocks: not part of bassi's conversation
         self.blocks[provider_index] = new
         return [BlockStart(index, new.type)]
 
-    def _delta(self, provider_index: int, delta: object) -> list[ModelEvent]:
-        from anthropic import types as t
-
+    def _delta(self, provider_index: int, delta: Any) -> list[ModelEvent]:
         block = self.blocks.get(provider_index)
         if block is None:
             return []
-        if isinstance(delta, t.TextDelta):
-            block.parts.append(delta.text)
-            return [Delta(block.index, "text", delta.text)]
-        if isinstance(delta, t.ThinkingDelta):
-            block.parts.append(delta.thinking)
-            return [Delta(block.index, "thinking", delta.thinking)]
-        if isinstance(delta, t.SignatureDelta):
-            block.signature = delta.signature
-            return []
-        if isinstance(delta, t.InputJSONDelta):
-            block.parts.append(delta.partial_json)
-            return (
-                [Delta(block.index, "tool_input", delta.partial_json)] if delta.partial_json else []
-            )
+        match delta.type:
+            case "text_delta":
+                block.parts.append(delta.text)
+                return [Delta(block.index, "text", delta.text)]
+            case "thinking_delta":
+                block.parts.append(delta.thinking)
+                return [Delta(block.index, "thinking", delta.thinking)]
+            case "signature_delta":
+                block.signature = delta.signature
+            case "input_json_delta" if delta.partial_json:
+                block.parts.append(delta.partial_json)
+                return [Delta(block.index, "tool_input", delta.partial_json)]
         return []
 
     def finish(self) -> list[ModelEvent]:

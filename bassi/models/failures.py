@@ -35,6 +35,20 @@ def retryable_status(status: int) -> bool:
     return status in (408, 409, 429) or status >= 500
 
 
+def describe(exc: BaseException) -> str:
+    """`Type: message` of an exception and of its causes (into exception groups), outermost first."""
+    parts: list[str] = []
+    current: BaseException | None = exc
+    while current is not None and len(parts) < 6:
+        text = str(current)
+        parts.append(f"{type(current).__name__}: {text}" if text else type(current).__name__)
+        if isinstance(current, BaseExceptionGroup) and current.exceptions:
+            current = current.exceptions[0]
+        else:
+            current = current.__cause__ or current.__context__
+    return " <- ".join(parts)
+
+
 def model_error(
     message: str,
     *,

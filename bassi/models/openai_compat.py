@@ -28,7 +28,12 @@ from bassi.models.base import (
 )
 from bassi.models.catalog import PROVIDERS, Provider
 from bassi.models.convert import openai_messages, openai_tools
-from bassi.models.failures import NEVER_RETRYABLE_CODES, model_error, retryable_status
+from bassi.models.failures import (
+    NEVER_RETRYABLE_CODES,
+    describe,
+    model_error,
+    retryable_status,
+)
 
 if TYPE_CHECKING:
     from openai import AsyncOpenAI
@@ -85,11 +90,9 @@ class OpenAICompatModel:
 
     async def stream(self, request: ModelRequest) -> AsyncIterator[ModelEvent]:
         """Stream one assistant message (see `bassi.models.base`)."""
-        import httpx2
         import openai
 
         limit = {self.preset.max_tokens_field: request.max_tokens}
-        failures = (openai.OpenAIError, httpx2.HTTPError, ValueError)
         try:
             response = await self.client.chat.completions.create(
                 model=self.name,
@@ -107,7 +110,7 @@ class OpenAICompatModel:
                 max_tokens=limit.get("max_tokens", openai.omit),
                 max_completion_tokens=limit.get("max_completion_tokens", openai.omit),
             )
-        except failures as exc:
+        except Exception as exc:  # whatever the SDK lets through, the caller gets a ModelError
             raise self._error(exc, None) from exc
         request_id = response.response.headers.get("x-request-id")
         assembly = _Assembly(provider=self.provider, request_id=request_id)
@@ -115,7 +118,9 @@ class OpenAICompatModel:
             async for chunk in response:
                 for out in assembly.feed(chunk):
                     yield out
-        except failures as exc:
+        except ModelError:
+            raise
+        except Exception as exc:
             raise self._error(exc, request_id) from exc
         finally:
             await response.close()
@@ -157,10 +162,8 @@ class OpenAICompatModel:
             error_type, text = "protocol_error", "malformed stream"
         else:
             error_type, text = "model_error", "request failed"
-        cause = exc.__cause__ if isinstance(exc, openai.APIConnectionError) else None
-        detail = f"{type(exc).__name__}: {exc}" + (f" ({cause})" if cause else "")
         return model_error(
-            f"{where}: {text}: {detail}",
+            f"{where}: {text}: {describe(exc)}",
             provider=self.provider,
             error_type=error_type,
             request_id=request_id,

@@ -119,21 +119,31 @@ async def test_follow_up_after_tool_calls_is_what_the_api_requires(harness: Harn
         ev.SessionStarted(session_id="s", model="x:y"),
         ev.PromptReceived(session_id="s", run_id="r", content="Look around"),
         ev.MessageCompleted(
-            session_id="s", message_id=first.message_id, content=list(first.content), stop_reason="tool_use"
+            session_id="s",
+            message_id=first.message_id,
+            content=list(first.content),
+            stop_reason="tool_use",
         ),
-        ev.ToolCallCompleted(session_id="s", tool_call_id="call_B", tool_name="grep", output="3 hits"),
+        ev.ToolCallCompleted(
+            session_id="s", tool_call_id="call_B", tool_name="grep", output="3 hits"
+        ),
         ev.ToolCallCompleted(
             session_id="s", tool_call_id="call_A", tool_name="read_file", output="", is_error=True
         ),
     ]
     history = replay(log).messages
-    second = final(await collect(model, ModelRequest(system="", messages=history, tools=[], max_tokens=99)))
+    second = final(
+        await collect(model, ModelRequest(system="", messages=history, tools=[], max_tokens=99))
+    )
 
     assert second.content == (TextBlock(text="Both done."),)
     body = harness.fake.requests[1].json  # the fake answered it, so it passed its 400 checks
     if harness.provider == "anthropic":
         assistant, results = body["messages"][1], body["messages"][2]
-        assert [b["id"] for b in assistant["content"] if b["type"] == "tool_use"] == ["call_A", "call_B"]
+        assert [b["id"] for b in assistant["content"] if b["type"] == "tool_use"] == [
+            "call_A",
+            "call_B",
+        ]
         assert assistant["content"][0]["input"] == {"path": "src/main.py"}
         assert results["role"] == "user"
         assert [(b["type"], b["tool_use_id"]) for b in results["content"]] == [
@@ -150,11 +160,16 @@ async def test_follow_up_after_tool_calls_is_what_the_api_requires(harness: Harn
             "name": "grep",
             "arguments": '{"pattern": "TODO", "max": 5}',
         }
-        assert [(m["role"], m["tool_call_id"]) for m in tools] == [("tool", "call_A"), ("tool", "call_B")]
+        assert [(m["role"], m["tool_call_id"]) for m in tools] == [
+            ("tool", "call_A"),
+            ("tool", "call_B"),
+        ]
         assert all(isinstance(m["content"], str) for m in tools)
 
 
-async def test_rate_limit_with_retry_after_ms_then_success_gives_one_message(harness: Harness) -> None:
+async def test_rate_limit_with_retry_after_ms_then_success_gives_one_message(
+    harness: Harness,
+) -> None:
     harness.fake.add(harness.http_error(429, FAST), harness.text("fine"))
 
     started = time.monotonic()
@@ -167,7 +182,9 @@ async def test_rate_limit_with_retry_after_ms_then_success_gives_one_message(har
 
 
 @pytest.mark.parametrize("status", [500, 529])
-async def test_server_errors_exhaust_retries_into_model_error(harness: Harness, status: int) -> None:
+async def test_server_errors_exhaust_retries_into_model_error(
+    harness: Harness, status: int
+) -> None:
     harness.fake.add(*[harness.http_error(status, FAST)] * 3)
 
     with pytest.raises(ModelError) as caught:
@@ -190,7 +207,11 @@ async def test_client_errors_are_not_retried(harness: Harness, status: int) -> N
 
     assert caught.value.status == status
     assert caught.value.retryable is False
-    assert caught.value.error_type in ("invalid_request_error", "authentication_error", "invalid_api_key")
+    assert caught.value.error_type in (
+        "invalid_request_error",
+        "authentication_error",
+        "invalid_api_key",
+    )
     assert len(harness.fake.requests) == 1
 
 
