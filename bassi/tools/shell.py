@@ -26,6 +26,9 @@ _KILL_GRACE = 0.3
 _DRAIN_GRACE = 1.0
 """Seconds to wait for the pipes to close after the group is killed."""
 
+_POLL = 0.01
+"""Seconds between looks at whether bash has exited."""
+
 
 class BashInput(BaseModel):
     """Arguments of `bash`."""
@@ -65,7 +68,7 @@ async def bash(args: BashInput, ctx: ToolContext) -> ToolResult:
     timed_out = False
     try:
         async with asyncio.timeout(args.timeout):
-            code = await proc.wait()
+            code = await _exit_code(proc)
     except TimeoutError:
         timed_out = True
     finally:
@@ -125,19 +128,28 @@ def _render(out: _Capture, err: _Capture, code: int | None, cap: int) -> tuple[s
     return text, out.total > out_budget or err.total > err_budget
 
 
+async def _exit_code(proc: asyncio.subprocess.Process) -> int:
+    """Wait for bash itself to exit.
+
+    Not `proc.wait()`: that also waits for the pipes to close, which background children hold.
+    """
+    while proc.returncode is None:
+        await asyncio.sleep(_POLL)
+    return proc.returncode
+
+
 async def _stop(proc: asyncio.subprocess.Process, readers: list[asyncio.Task[None]]) -> None:
     """Kill the process group (TERM, then KILL) and wait for the pipes to drain."""
     _signal_group(proc.pid, signal.SIGTERM)
     try:
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(proc.wait(), _KILL_GRACE)
+            await asyncio.wait_for(_exit_code(proc), _KILL_GRACE)
     finally:
         _signal_group(proc.pid, signal.SIGKILL)
     _, pending = await asyncio.wait(readers, timeout=_DRAIN_GRACE)
     for task in pending:  # a grandchild that left the group still holds a pipe
         task.cancel()
-    if proc.returncode is None:
-        await proc.wait()
+    await _exit_code(proc)
 
 
 def _signal_group(pgid: int, sig: signal.Signals) -> None:
