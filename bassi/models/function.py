@@ -76,7 +76,7 @@ class FunctionModel:
             async for event in answer:
                 yield event
             return
-        if isinstance(answer, str | Message | _BLOCK_TYPES):
+        if isinstance(answer, (str, Message, *_BLOCK_TYPES)):
             content = _as_content(answer)
         else:
             # Blocks or events: the first item tells; events stream lazily, as they come.
