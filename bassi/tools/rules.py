@@ -5,9 +5,10 @@ EFFECT is `allow`, `ask` or `deny`. TOOL is a tool name (`*` matches any). PATTE
 tool's `rule_field` (`command` for bash, `path` for the file tools); a tool without one is only
 matched by rules without a pattern. In a pattern `\\` makes the next character literal.
 
-Command patterns (bash): `*` matches any text; a trailing `:*` (Claude Code's spelling) is the
-same as `*`. Restrictive rules (`deny`, `ask`) match when the whole command or any part of it
-(split at `;`, `&&`, `||`, `|`, `&`, newlines, `$(`, backquotes) matches, so
+Command patterns (bash): `*` matches any text; a trailing `:*` (Claude Code's spelling) means
+"this, or this, a space and anything", so `npm run test:*` does not match `npm run testx`.
+Restrictive rules (`deny`, `ask`) match when the whole command or any part of it (split at
+`;`, `&&`, `||`, `|`, `&`, newlines, `$(`, backquotes, parentheses) matches, so
 `deny:bash(rm -rf*)` also catches `cd x && rm -rf /`. In an `allow` rule `*` never crosses
 those operators nor a redirection, so `allow:bash(git status*)` does not allow
 `git status; rm -rf /`. Deny rules on shell commands are a safety net, not a sandbox: `bash -c`
@@ -127,9 +128,11 @@ def _field_value(tool: Tool, input: Mapping[str, Any]) -> str | None:
 
 
 def _compile(pattern: str, style: RuleStyle, *, star: str) -> re.Pattern[str]:
-    if style == "text" and pattern.endswith(":*") and not pattern.endswith("\\:*"):
-        pattern = pattern[:-2] + "*"
     out: list[str] = []
+    if style == "text" and pattern.endswith(":*") and not pattern.endswith("\\:*"):
+        pattern, suffix = pattern[:-2], rf"(?:[ \t]{star})?"
+    else:
+        suffix = ""
     i = 0
     while i < len(pattern):
         ch = pattern[i]
@@ -148,7 +151,7 @@ def _compile(pattern: str, style: RuleStyle, *, star: str) -> re.Pattern[str]:
         else:
             out.append(re.escape(ch))
             i += 1
-    body = "".join(out)
+    body = "".join(out) + suffix
     if style == "path":
         body = body.rstrip("/") + "(?:/.*)?"
     return re.compile(body, re.DOTALL)

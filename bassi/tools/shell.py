@@ -133,7 +133,7 @@ async def _exit_code(proc: asyncio.subprocess.Process) -> int:
 
     Not `proc.wait()`: that also waits for the pipes to close, which background children hold.
     """
-    while proc.returncode is None:
+    while proc.returncode is None:  # noqa: ASYNC110 - no event tells of the exit alone
         await asyncio.sleep(_POLL)
     return proc.returncode
 

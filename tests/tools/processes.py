@@ -25,7 +25,7 @@ def running_with(marker: str) -> list[int]:
 async def wait_until_gone(marker: str, *, within: float) -> list[int]:
     """Poll until no process carries `marker`, for at most `within` seconds; the survivors."""
     deadline = time.monotonic() + within
-    while (alive := running_with(marker)) and time.monotonic() < deadline:
+    while (alive := running_with(marker)) and time.monotonic() < deadline:  # noqa: ASYNC110
         await asyncio.sleep(0.02)
     return alive
 
@@ -33,6 +33,6 @@ async def wait_until_gone(marker: str, *, within: float) -> list[int]:
 async def wait_until_running(marker: str, count: int, *, within: float = 5.0) -> list[int]:
     """Poll until at least `count` processes carry `marker`; the pids found."""
     deadline = time.monotonic() + within
-    while len(alive := running_with(marker)) < count and time.monotonic() < deadline:
+    while len(alive := running_with(marker)) < count and time.monotonic() < deadline:  # noqa: ASYNC110
         await asyncio.sleep(0.02)
     return alive

@@ -13,8 +13,12 @@ async def test_read_file_pages_with_offset_and_limit(
     executor: ToolExecutor, ctx: ToolContext, workspace: Path
 ) -> None:
     (workspace / "many.txt").write_text("".join(f"line {i}\n" for i in range(1, 11)))
-    outcome = await executor.run("c1", "read_file", {"path": "many.txt", "offset": 3, "limit": 2}, ctx)
-    assert outcome.output == "     3\tline 3\n     4\tline 4\n[6 more lines; continue with offset 5]"
+    outcome = await executor.run(
+        "c1", "read_file", {"path": "many.txt", "offset": 3, "limit": 2}, ctx
+    )
+    assert (
+        outcome.output == "     3\tline 3\n     4\tline 4\n[6 more lines; continue with offset 5]"
+    )
 
 
 async def test_read_file_refuses_binary_with_a_clear_message(

@@ -102,9 +102,7 @@ async def test_symlinks_inside_the_workspace_are_followed(
     (workspace / "alias").symlink_to(workspace / "real", target_is_directory=True)
     read = await executor.run("c1", "read_file", {"path": "alias/a.txt"}, ctx)
     assert read.output == "     1\tinside"
-    wrote = await executor.run(
-        "c2", "write_file", {"path": "alias/b.txt", "content": "new\n"}, ctx
-    )
+    wrote = await executor.run("c2", "write_file", {"path": "alias/b.txt", "content": "new\n"}, ctx)
     assert not wrote.failed
     assert (workspace / "real" / "b.txt").read_text() == "new\n"
 
