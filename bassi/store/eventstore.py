@@ -118,7 +118,7 @@ class EventStore:
         event_log = SqlEventLog(url, synchronous=synchronous)
         try:
             if upgrade:
-                await migrate.upgrade(event_log.writer)
+                await migrate.ensure_schema(event_log.writer)
         except Exception:
             await event_log.close()
             raise
@@ -412,5 +412,5 @@ class EventStore:
 def _consume_exception(future: asyncio.Future[Any]) -> None:
     # A non-durable append's failure surfaces through health, stats and later durable appends;
     # reading it here keeps asyncio from logging "exception was never retrieved".
-    if not future.cancelled():
-        future.exception()
+    if not future.cancelled() and future.exception() is not None:
+        log.warning("a non-durable append was not committed: %s", future.exception())

@@ -12,6 +12,8 @@ commit order on both databases (a reader cannot see N+1 before N).
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import copy
 import json
 import sqlite3
@@ -130,12 +132,17 @@ class SqlEventLog:
         self.busy_timeout_ms = busy_timeout_ms
         self.dialect = "postgresql" if url.startswith("postgresql") else "sqlite"
         self._memory = self.dialect == "sqlite" and (":memory:" in url or url.endswith("://"))
+        self._memory_lock = asyncio.Lock()
         self.writer: AsyncEngine = self._make_engine(write=True)
         self.reader: AsyncEngine = (
             self.writer
             if self._memory or self.dialect == "postgresql"
             else self._make_engine(write=False)
         )
+
+    def _shared(self) -> contextlib.AbstractAsyncContextManager[None]:
+        # An in-memory database is one connection: take turns on it.
+        return self._memory_lock if self._memory else contextlib.nullcontext()
 
     @staticmethod
     def _select() -> Any:
@@ -188,7 +195,7 @@ class SqlEventLog:
         if self.dialect != "sqlite":
             return {}
         out: dict[str, Any] = {}
-        async with self.writer.connect() as conn:
+        async with self._shared(), self.writer.connect() as conn:
             for name in ("journal_mode", "synchronous", "busy_timeout", "foreign_keys"):
                 out[name] = (await conn.exec_driver_sql(f"PRAGMA {name}")).scalar()
         return out
@@ -222,7 +229,7 @@ class SqlEventLog:
         only when an insert hits the event_id constraint (`check_ids`): the common case costs
         no extra query.
         """
-        async with self.writer.begin() as conn:
+        async with self._shared(), self.writer.begin() as conn:
             if self.dialect == "postgresql":
                 await conn.execute(select(func.pg_advisory_xact_lock(_PG_LOCK_KEY)))
             if check_ids:
@@ -274,11 +281,13 @@ class SqlEventLog:
         self, group: Group, last_seq: Mapping[str, int], heads: Mapping[str, int], position: int
     ) -> tuple[list[ev.Event], Exception | None]:
         staged: list[ev.Event] = []
+        checked: set[str] = set()
         local = dict(last_seq)
         for item in group.events:
             sid = item.session_id
             base = local.get(sid, 0)
-            if not staged or staged[-1].session_id != sid:
+            if sid not in checked:
+                checked.add(sid)
                 known = heads.get(sid)
                 if known is not None and known != base:
                     return [], ConcurrencyError(
@@ -382,13 +391,13 @@ class SqlEventLog:
             stmt = stmt.where(t.c.type.in_(wanted))
         if limit is not None:
             stmt = stmt.limit(limit)
-        async with self.reader.connect() as conn:
+        async with self._shared(), self.reader.connect() as conn:
             result = await conn.execute(stmt)
             return [_row_to_event(row) for row in result]
 
     async def last_seq(self, session_id: str) -> int:
         """The session's last committed seq (0 when it has none)."""
-        async with self.reader.connect() as conn:
+        async with self._shared(), self.reader.connect() as conn:
             stmt = select(func.max(events_table.c.seq)).where(
                 events_table.c.session_id == session_id
             )
@@ -396,7 +405,7 @@ class SqlEventLog:
 
     async def last_position(self) -> int:
         """The last committed global position (0 for an empty log)."""
-        async with self.reader.connect() as conn:
+        async with self._shared(), self.reader.connect() as conn:
             return int(
                 (await conn.execute(select(func.max(events_table.c.position)))).scalar() or 0
             )
@@ -406,12 +415,12 @@ class SqlEventLog:
         stmt = select(sessions_table).order_by(sessions_table.c.created_at.desc())
         if session_id is not None:
             stmt = stmt.where(sessions_table.c.session_id == session_id)
-        async with self.reader.connect() as conn:
+        async with self._shared(), self.reader.connect() as conn:
             return [SessionSummary.from_row(row) for row in (await conn.execute(stmt)).mappings()]
 
     async def rebuild_sessions(self) -> int:
         """Recompute every `sessions` row from `events`; returns the number of sessions."""
-        async with self.writer.begin() as conn:
+        async with self._shared(), self.writer.begin() as conn:
             if self.dialect == "postgresql":
                 await conn.execute(select(func.pg_advisory_xact_lock(_PG_LOCK_KEY)))
             await conn.execute(sessions_table.delete())
@@ -429,7 +438,7 @@ class SqlEventLog:
     async def execute_raw(self, sql: str) -> None:
         """Run one statement on the writer connection (operators' and tests' escape hatch)."""
         try:
-            async with self.writer.begin() as conn:
+            async with self._shared(), self.writer.begin() as conn:
                 await conn.execute(text(sql))
         except DBAPIError as exc:
             raise StoreError(str(exc.orig)) from exc

@@ -3,16 +3,20 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from alembic import command
-from alembic.config import Config
-from alembic.runtime.migration import MigrationContext
-from alembic.script import ScriptDirectory
 from sqlalchemy.engine import Connection
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bassi.errors import ConfigError
+
+if TYPE_CHECKING:
+    from alembic.config import Config
+
+# Alembic is imported only when a migration has to run: opening an up-to-date database
+# should not pay for it. A test keeps this equal to the newest revision.
+SCHEMA_HEAD = "0001"
 
 
 def migrations_dir() -> Path:
@@ -26,6 +30,8 @@ def migrations_dir() -> Path:
 
 def alembic_config(url: str | None = None) -> Config:
     """An Alembic config pointing at bassi's revisions (no alembic.ini needed)."""
+    from alembic.config import Config
+
     config = Config()
     config.set_main_option("script_location", str(migrations_dir()))
     if url is not None:
@@ -34,6 +40,8 @@ def alembic_config(url: str | None = None) -> Config:
 
 
 def _on(connection: Connection, action: str, revision: str) -> None:
+    from alembic import command
+
     config = alembic_config()
     config.attributes["connection"] = connection
     if action == "upgrade":
@@ -49,6 +57,18 @@ async def upgrade(engine: AsyncEngine, revision: str = "head") -> None:
         await conn.commit()
 
 
+async def ensure_schema(engine: AsyncEngine) -> None:
+    """Upgrade to the newest revision unless the database is already there."""
+    try:
+        async with engine.connect() as conn:
+            result = await conn.exec_driver_sql("SELECT version_num FROM alembic_version")
+            current = result.scalar()
+    except DBAPIError:
+        current = None  # no alembic_version table yet
+    if current != SCHEMA_HEAD:
+        await upgrade(engine)
+
+
 async def downgrade(engine: AsyncEngine, revision: str) -> None:
     """Take the database back to `revision` (`base` removes everything)."""
     async with engine.connect() as conn:
@@ -57,6 +77,8 @@ async def downgrade(engine: AsyncEngine, revision: str) -> None:
 
 
 def _current(connection: Connection) -> str | None:
+    from alembic.runtime.migration import MigrationContext
+
     return MigrationContext.configure(connection).get_current_revision()
 
 
@@ -68,6 +90,8 @@ async def current(engine: AsyncEngine) -> str | None:
 
 def head() -> str:
     """The newest revision in this installation."""
+    from alembic.script import ScriptDirectory
+
     script = ScriptDirectory.from_config(alembic_config())
     rev = script.get_current_head()
     if rev is None:  # pragma: no cover - the package always ships revisions
@@ -77,6 +101,7 @@ def head() -> str:
 
 def _diff(connection: Connection) -> list[Any]:
     from alembic.autogenerate import compare_metadata
+    from alembic.runtime.migration import MigrationContext
 
     from bassi.store.tables import metadata
 

@@ -1,0 +1,212 @@
+"""Live subscribers: catch-up, drop and block modes, hand-over, failures, bounded memory."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from bassi import events as ev
+from bassi.errors import PersistenceError
+from bassi.store.eventstore import EventStore
+from bassi.store.log import Group, SqlEventLog
+from bassi.store.subscription import SubscriberDisconnected
+
+
+def delta(session_id: str, n: int) -> ev.TokenDelta:
+    return ev.TokenDelta(
+        session_id=session_id, message_id="m", index=0, channel="text", text=f"t{n}"
+    )
+
+
+async def take(sub: object, count: int, *, delay: float = 0.0) -> list[ev.Event]:
+    got: list[ev.Event] = []
+    async for event in sub:  # type: ignore[attr-defined]
+        got.append(event)
+        if delay:
+            await asyncio.sleep(delay)
+        if len(got) == count:
+            break
+    return got
+
+
+async def test_a_slow_drop_mode_subscriber_gets_everything_once_in_order(store: EventStore) -> None:
+    total = 600
+    sub = store.subscribe(session_id="s", after=0, mode="drop", maxsize=16)
+    consumer = asyncio.create_task(take(sub, total, delay=0.002))
+
+    async def produce() -> None:  # 10x faster than the consumer
+        for n in range(total):
+            await store.append(delta("s", n))
+            if n % 5 == 0:
+                await asyncio.sleep(0.001)
+
+    await produce()
+    await store.flush()
+    got = await asyncio.wait_for(consumer, 60)
+    assert [e.seq for e in got] == list(range(1, total + 1))
+    assert [e.text for e in got] == [f"t{n}" for n in range(total)]  # type: ignore[union-attr]
+    stats = sub.stats()
+    assert stats.drops > 0, "the subscriber should have fallen behind and caught up"
+    assert stats.catch_ups > 0
+    sub.close()
+
+
+async def test_a_drop_mode_subscriber_never_slows_the_producer(store: EventStore) -> None:
+    sub = store.subscribe(mode="drop", maxsize=4)  # never read
+    for n in range(200):
+        await store.append(delta("s", n))
+    await asyncio.wait_for(store.flush(), 10)
+    assert sub.stats().drops == 196
+    got = await asyncio.wait_for(take(sub, 200), 10)
+    assert [e.seq for e in got] == list(range(1, 201))
+
+
+async def test_subscribe_after_n_racing_with_appends_yields_each_event_once_in_order(
+    store: EventStore,
+) -> None:
+    for n in range(50):
+        await store.append(delta("s", n))
+    await store.flush()
+    writer_done = asyncio.Event()
+
+    async def keep_appending() -> None:
+        for n in range(50, 300):
+            await store.append(delta("s", n))
+            if n % 7 == 0:
+                await asyncio.sleep(0)
+        await store.flush()
+        writer_done.set()
+
+    writer = asyncio.create_task(keep_appending())
+    subs = [store.subscribe(session_id="s", after=after, maxsize=8) for after in (0, 20, 49, 50)]
+    results = await asyncio.gather(
+        *(take(s, 300 - after) for s, after in zip(subs, (0, 20, 49, 50), strict=True))
+    )
+    await writer
+    for after, got in zip((0, 20, 49, 50), results, strict=True):
+        assert [e.seq for e in got] == list(range(after + 1, 301))
+    # global subscription by position, too
+    everything = await store.query()
+    glob = store.subscribe(after=everything[99].position)
+    got = await take(glob, 200)
+    assert [e.position for e in got] == [e.position for e in everything[100:]]
+
+
+async def test_type_filtered_subscription_catches_up_and_goes_live(store: EventStore) -> None:
+    for n in range(30):
+        await store.append(delta("s", n))
+    await store.append(ev.PromptReceived(session_id="s", content="one"))
+    await store.flush()
+    sub = store.subscribe(session_id="s", after=0, types=["prompt_received"])
+    [first] = await asyncio.wait_for(take(sub, 1), 5)
+    assert first.seq == 31
+    for n in range(30):
+        await store.append(delta("s", n))
+    second = await store.append(ev.PromptReceived(session_id="s", content="two"), durable=True)
+    [live] = await asyncio.wait_for(take(sub, 1), 5)
+    assert live == second
+
+
+async def test_block_mode_subscriber_holds_the_writer_then_is_disconnected(
+    store: EventStore,
+) -> None:
+    sub = store.subscribe(mode="block", maxsize=2, block_timeout=0.2)
+    for n in range(5):
+        await store.append(delta("s", n))
+    await asyncio.wait_for(store.flush(), 5)
+    # two events fitted; the third waited 0.2 s and the subscriber was cut off, with an error
+    got: list[ev.Event] = []
+    with pytest.raises(SubscriberDisconnected):
+        async for event in sub:
+            got.append(event)
+    assert [e.seq for e in got] == [1, 2]
+    assert len(await store.query(session_id="s")) == 5  # the writer lost nothing
+
+
+class FlakyLog(SqlEventLog):
+    """The real log, with commits made to fail while `failing` is set."""
+
+    failing = False
+
+    async def commit(self, groups: list[Group], heads: dict[str, int]) -> None:  # type: ignore[override]
+        if self.failing:
+            raise OSError("disk on fire")
+        await super().commit(groups, heads)
+
+
+async def test_failed_commits_publish_nothing_raise_and_recover(file_url: str) -> None:
+    from bassi.store import migrate
+
+    log = FlakyLog(file_url)
+    await migrate.upgrade(log.writer)
+    store = EventStore(log, retry_for=0.3)
+    await store.start()
+    try:
+        sub = store.subscribe(after=0)
+        await store.append(delta("s", 0), durable=True)
+        log.failing = True
+        await store.append(delta("s", 1))  # not durable: lost with the batch, never published
+        with pytest.raises(PersistenceError, match="disk on fire"):
+            await store.append(delta("s", 2), durable=True)
+        assert not store.stats().healthy
+        log.failing = False
+        committed = await store.append(delta("s", 3), durable=True)
+        assert committed.seq == 2, "the failed batch must not leave a gap"
+        assert store.stats().healthy
+        got = await asyncio.wait_for(take(sub, 2), 5)
+        assert [e.text for e in got] == ["t0", "t3"]  # type: ignore[union-attr]
+        assert [e.text for e in await store.query()] == ["t0", "t3"]  # type: ignore[union-attr]
+    finally:
+        await store.close()
+
+
+async def test_memory_stays_bounded_by_max_history(file_url: str) -> None:
+    store = await EventStore.open(file_url, max_history=10_000)
+    try:
+        batch: list[ev.Event] = []
+        for n in range(200_000):
+            batch.append(delta(f"s{n % 10}", n))
+            if len(batch) == 2_000:
+                await store.append_many(batch)
+                batch = []
+                assert store.stats().cache_size <= 10_000
+        await store.flush()
+        stats = store.stats()
+        assert stats.committed == 200_000
+        assert stats.cache_size == 10_000
+        assert len(store.recent()) == 10_000
+        assert store.recent()[-1].position == 200_000
+    finally:
+        await store.close()
+
+
+async def test_sqlite_pragmas_are_read_back(file_url: str) -> None:
+    store = await EventStore.open(file_url)
+    try:
+        pragmas = await store.log.pragmas()
+        assert pragmas == {
+            "journal_mode": "wal",
+            "synchronous": 2,
+            "busy_timeout": 30_000,
+            "foreign_keys": 1,
+        }
+    finally:
+        await store.close()
+    normal = await EventStore.open(file_url, synchronous="NORMAL")
+    try:
+        assert (await normal.log.pragmas())["synchronous"] == 1
+    finally:
+        await normal.close()
+
+
+async def test_close_flushes_what_is_queued(file_url: str) -> None:
+    store = await EventStore.open(file_url)
+    for n in range(500):
+        await store.append(delta("s", n))
+    await store.close()
+    reopened = await EventStore.open(file_url)
+    try:
+        assert len(await reopened.query(session_id="s")) == 500
+    finally:
+        await reopened.close()
