@@ -98,7 +98,11 @@ class Model(Protocol):
     name: str
 
     def stream(self, request: ModelRequest) -> AsyncIterator[ModelEvent]:
-        """Stream one assistant message; raises `ModelError` on any failure."""
+        """Stream one assistant message; raises `ModelError` on any failure.
+
+        A consumer that stops early must close the iterator (`aclose()`, or use `open_stream`)
+        so the connection closes now rather than when the generator is garbage-collected.
+        """
         ...
 
 
