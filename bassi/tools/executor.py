@@ -5,6 +5,8 @@ either a result (`tool_call_completed`) or a failure (`tool_call_failed`). Only 
 propagates: the awaiting task is cancelled, the tool is stopped (bash kills its process group)
 and `CancelledError` goes on up. Sync handlers run in a worker thread; Python cannot stop a
 thread, so a cancelled or timed-out sync handler finishes in the background, unobserved.
+
+Post-tool hooks see results only (`is_error` ones included); a call that failed skips them.
 """
 
 from __future__ import annotations

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import fnmatch
 import inspect
 import json
 import os
@@ -152,7 +153,8 @@ class Hook(ABC):
     event: HookEvent
     """Before or after the tool."""
     matcher: str = "*"
-    """Tool names it applies to: `*` or empty for all, else a regular expression (`a|b`)."""
+    """Tool names it applies to: `*` or empty for all, else a regular expression (`a|b`)
+    matching the whole name (or, if it is not one, a glob)."""
     timeout: float = 30.0
     """Seconds before it counts as failed."""
 
@@ -160,7 +162,10 @@ class Hook(ABC):
         """True when this hook applies to `tool_name`."""
         if self.matcher in ("", "*"):
             return True
-        return re.fullmatch(self.matcher, tool_name) is not None
+        try:
+            return re.fullmatch(self.matcher, tool_name) is not None
+        except re.error:  # not a regular expression: read it as a glob
+            return fnmatch.fnmatchcase(tool_name, self.matcher)
 
     async def run(self, call: HookCall) -> HookAnswer:
         """The hook's answer; a crash or a timeout becomes a failed answer that denies."""

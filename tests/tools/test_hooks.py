@@ -337,3 +337,21 @@ def test_hook_payload_has_claude_code_field_names() -> None:
         "tool_use_id",
         "tool_response",
     }
+
+
+@pytest.mark.parametrize(
+    ("matcher", "tool_name", "expected"),
+    [
+        ("*", "bash", True),
+        ("", "bash", True),
+        ("bash", "bash", True),
+        ("bash", "bash2", False),
+        ("write_file|edit_file", "edit_file", True),
+        ("write_file|edit_file", "read_file", False),
+        ("mcp__.*", "mcp__github__search", True),
+        ("*_file", "read_file", True),
+    ],
+)
+def test_matchers(matcher: str, tool_name: str, expected: bool) -> None:
+    hook = CommandHook(name="h", event="PreToolUse", matcher=matcher, command="true")
+    assert hook.matches(tool_name) is expected

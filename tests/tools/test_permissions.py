@@ -265,3 +265,23 @@ def test_every_decision_becomes_an_event() -> None:
     assert "rule:bash(make*)" in request.reason
     answer = decision_event(user_decision("deny", user="ana", reason="not today"), **ids)
     assert (answer.decision, answer.decided_by, answer.reason) == ("deny", "user:ana", "not today")
+
+
+async def test_rules_and_hooks_load_from_the_workspace_settings_file(
+    tmp_path: Path, workspace: Path, ctx: ToolContext
+) -> None:
+    (workspace / ".bassi").mkdir()
+    (workspace / ".bassi" / "settings.toml").write_text(
+        'permission_mode = "accept_edits"\n'
+        'rules = ["deny:bash(rm -rf*)", "allow:bash(make*)"]\n'
+        "[[hooks]]\n"
+        'event = "PreToolUse"\n'
+        'command = "exit 0"\n'
+        'name = "noop"\n'
+    )
+    settings = Settings.load(environ={}, workspace=workspace, overrides={"home": tmp_path / "home"})
+    policy = PermissionPolicy.from_settings(settings)
+    assert [h.name for h in policy.hooks] == ["noop"]
+    assert (await policy.decide(bash, {"command": "make all"}, ctx)).outcome == "allow"
+    assert (await policy.decide(bash, {"command": "rm -rf ."}, ctx)).outcome == "deny"
+    assert (await policy.decide(write_file, {"path": "a", "content": ""}, ctx)).outcome == "allow"
