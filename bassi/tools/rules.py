@@ -25,6 +25,7 @@ from __future__ import annotations
 import contextlib
 import fnmatch
 import os
+import posixpath
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -101,7 +102,7 @@ class Rule:
 
     def _matches_path(self, raw: str, workspace: Path) -> bool:
         assert self.pattern is not None
-        regex = _compile(self.pattern, "path", star="[^/]*")
+        regex = _compile(posixpath.normpath(self.pattern), "path", star="[^/]*")
         absolute = self.pattern.startswith("/")
         views = [_shown(view, workspace, absolute=absolute) for view in _path_views(raw, workspace)]
         hits = [view is not None and regex.fullmatch(view) is not None for view in views]

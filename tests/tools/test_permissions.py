@@ -221,6 +221,7 @@ def test_bad_rules_are_refused_with_a_message(text: str) -> None:
         (bash, {"command": "git status"}, "allow:bash(git status)"),
         (bash, {"command": "ls *.py"}, "allow:bash(ls \\*.py)"),
         (write_file, {"path": "src/a.py", "content": "x"}, "allow:write_file(src/a.py)"),
+        (write_file, {"path": "./src/a.py", "content": "x"}, "allow:write_file(./src/a.py)"),
         (deploy, {"target": "prod"}, "allow:deploy"),
     ],
 )
