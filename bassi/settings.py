@@ -2,11 +2,18 @@
 
 Sources, lowest precedence first: `$BASSI_HOME/config.toml` (default `~/.bassi`), the
 workspace's `.bassi/settings.toml`, `BASSI_*` environment variables, then explicit overrides
-(command-line flags).
+(command-line flags). Later sources replace earlier values, except `rules` and `hooks`, which
+the two files combine (home first).
+
+A workspace file comes with the code it sits in, so it is not trusted by default: it may add
+rules and tighten settings, but `permission_mode = "bypass"` and command `hooks` from it are
+ignored (with a warning) unless the home config says `trust_workspace_settings = true` or
+`BASSI_TRUST_WORKSPACE=1` is set. The workspace file cannot trust itself.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 import tomllib
 from collections.abc import Mapping
@@ -16,6 +23,13 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from bassi.errors import ConfigError
+
+log = logging.getLogger(__name__)
+
+_COMBINED = ("rules", "hooks")
+"""Settings the home and workspace files add up instead of replacing."""
+_NEEDS_TRUST = ("hooks",)
+"""Workspace-file settings that only apply when the workspace is trusted."""
 
 
 class HookConfig(BaseModel):
@@ -72,6 +86,8 @@ class Settings(BaseModel):
     """Tool output above this many bytes is truncated with a marker."""
     max_turns: int = 50
     """Model calls one run may make."""
+    trust_workspace_settings: bool = False
+    """Let a workspace's `.bassi/settings.toml` set `bypass` and command hooks (home config only)."""
 
     @property
     def database_url(self) -> str:
@@ -90,11 +106,16 @@ class Settings(BaseModel):
         env = os.environ if environ is None else environ
         given = {k: v for k, v in (overrides or {}).items() if v is not None}
         home = Path(given.get("home") or env.get("BASSI_HOME") or Path.home() / ".bassi")
-        data: dict[str, Any] = {}
-        data.update(_read_toml(home / "config.toml"))
+        data: dict[str, Any] = dict(_read_toml(home / "config.toml"))
         ws = given.get("workspace") or env.get("BASSI_WORKSPACE") or workspace
         if ws is not None:
-            data.update(_read_toml(Path(ws) / ".bassi" / "settings.toml"))
+            path = Path(ws) / ".bassi" / "settings.toml"
+            trusted = (
+                data.get("trust_workspace_settings") is True
+                or given.get("trust_workspace_settings") is True
+                or _truthy(env.get("BASSI_TRUST_WORKSPACE", ""))
+            )
+            _merge_workspace(data, _read_toml(path), path=path, trusted=trusted)
         data.update(_from_env(env))
         data.update(given)
         data["home"] = home
@@ -120,6 +141,38 @@ _ENV_FIELDS = {
     "BASSI_MAX_HISTORY": "max_history",
     "BASSI_MAX_TURNS": "max_turns",
 }
+
+
+def _merge_workspace(
+    data: dict[str, Any], workspace: dict[str, Any], *, path: Path, trusted: bool
+) -> None:
+    """Lay a workspace file over the home config; an untrusted one cannot loosen security."""
+    workspace = dict(workspace)
+    if "trust_workspace_settings" in workspace:
+        del workspace["trust_workspace_settings"]
+        log.warning("%s: ignored trust_workspace_settings (only the home config can set it)", path)
+    if not trusted:
+        ignored = [key for key in _NEEDS_TRUST if workspace.get(key)]
+        if workspace.get("permission_mode") == "bypass":
+            ignored.insert(0, "permission_mode = bypass")
+            del workspace["permission_mode"]
+        for key in _NEEDS_TRUST:
+            workspace.pop(key, None)
+        if ignored:
+            log.warning(
+                "%s: ignored %s (untrusted workspace; set trust_workspace_settings = true in "
+                "the home config or BASSI_TRUST_WORKSPACE=1 to allow)",
+                path,
+                " and ".join(ignored),
+            )
+    for key in _COMBINED:
+        if isinstance(workspace.get(key), list) and isinstance(data.get(key, []), list):
+            workspace[key] = [*data.get(key, []), *workspace[key]]
+    data.update(workspace)
+
+
+def _truthy(value: str) -> bool:
+    return value.strip().lower() in {"1", "true", "yes", "on"}
 
 
 def _from_env(env: Mapping[str, str]) -> dict[str, Any]:
