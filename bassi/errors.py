@@ -10,7 +10,8 @@
     ├── SessionError                sessions and runs
     │   ├── SessionNotFound         no session has this id
     │   ├── InvalidStateError       the command needs another lifecycle state (names the expected one)
-    │   └── ApprovalNotFound        no pending approval has this tool_call_id
+    │   ├── ApprovalNotFound        no pending approval has this tool_call_id
+    │   └── PayloadTooLarge         a prompt (or frame) exceeds the configured limit
     ├── ModelError                  a model provider failed (status, type, request id, retryable)
     └── ToolError                   a tool could not run
         ├── ToolNotFound            the model asked for a tool that is not registered
@@ -76,6 +77,10 @@ class InvalidStateError(SessionError):
 
 class ApprovalNotFound(SessionError):
     """No approval is pending for this tool_call_id."""
+
+
+class PayloadTooLarge(SessionError):
+    """A prompt or frame is larger than the configured limit; nothing was recorded."""
 
 
 class ModelError(BassiError):

@@ -46,6 +46,10 @@ class OpenToolCall:
     input: Mapping[str, Any]
     started: bool = False
     """True once `tool_call_started` was recorded (the tool may have run)."""
+    decision: str | None = None
+    """`allow` or `deny` once `permission_decided` was recorded."""
+    decided_input: Mapping[str, Any] | None = None
+    """Arguments as rewritten by the decision (a hook), if they were."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -211,9 +215,23 @@ def evolve(state: SessionState, event: ev.Event) -> SessionState:
             status = state.status
             if status is SessionStatus.AWAITING_APPROVAL and not pending:
                 status = SessionStatus.RUNNING
-            return replace(state, pending_approvals=pending, status=status)
+            calls = dict(state.open_tool_calls)
+            if event.tool_call_id in calls:
+                calls[event.tool_call_id] = replace(
+                    calls[event.tool_call_id],
+                    decision=event.decision,
+                    decided_input=event.updated_input,
+                )
+            return replace(state, pending_approvals=pending, status=status, open_tool_calls=calls)
         case ev.ToolCallStarted():
-            call = OpenToolCall(event.tool_call_id, event.tool_name, event.input, started=True)
+            previous = state.open_tool_calls.get(event.tool_call_id)
+            call = OpenToolCall(
+                event.tool_call_id,
+                event.tool_name,
+                event.input,
+                started=True,
+                decision=previous.decision if previous else None,
+            )
             return replace(
                 state, open_tool_calls={**state.open_tool_calls, event.tool_call_id: call}
             )

@@ -1,0 +1,521 @@
+"""`SessionManager`: create, load, list and end sessions; one run per session; recovery on start.
+
+A `Session` is the only writer of its events in this process: it appends through the store,
+folds what it appended into its state, and runs one `Agent` run at a time in a task.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import builtins
+import contextlib
+import logging
+import os
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any, Self
+
+from bassi import events as ev
+from bassi.agent import Agent, user_answer
+from bassi.errors import (
+    ConcurrencyError,
+    ConfigError,
+    InvalidStateError,
+    PayloadTooLarge,
+    SessionNotFound,
+)
+from bassi.models.base import Model
+from bassi.models.catalog import PROVIDERS
+from bassi.models.registry import get_model
+from bassi.session import FOLD_TYPES, SessionState, SessionStatus, evolve, replay
+from bassi.settings import Settings, database_url
+from bassi.store.eventstore import EventStore
+from bassi.store.readmodel import SessionSummary
+from bassi.store.subscription import Subscription
+from bassi.tools.executor import ToolExecutor
+from bassi.tools.hooks import command_hooks
+from bassi.tools.permissions import PermissionPolicy
+from bassi.tools.registry import ToolRegistry
+
+log = logging.getLogger(__name__)
+
+ModelFactory = Callable[[str], Model]
+
+_DEFAULT_MODELS = {"anthropic": "anthropic:claude-sonnet-4-5", "openai": "openai:gpt-4.1"}
+
+
+@dataclass(frozen=True, slots=True)
+class RecoveryReport:
+    """What recovery did to one session whose last run had no terminal event."""
+
+    session_id: str
+    run_id: str
+    action: str
+    """`continue` (the run carries on) or `mark` (ended as `run_interrupted`)."""
+    interrupted_tool_calls: list[str] = field(default_factory=list)
+
+
+class Session:
+    """One session: its state (the fold of its events), its run, approvals and cancel."""
+
+    def __init__(self, manager: SessionManager, state: SessionState) -> None:
+        self.id = state.session_id
+        self._manager = manager
+        self._state = state
+        self._agent: Agent | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._inflight: set[asyncio.Task[None]] = set()
+        self._start_lock = asyncio.Lock()
+        self._stale: ConcurrencyError | None = None
+
+    @property
+    def state(self) -> SessionState:
+        """The fold of every event this session has committed."""
+        return self._state
+
+    @property
+    def run_active(self) -> bool:
+        """True while a run task is working (or parked on an approval)."""
+        return self._task is not None and not self._task.done()
+
+    # --- the SessionPort the agent uses ------------------------------------------------
+
+    async def append(self, *events: ev.Event, durable: bool = True) -> None:
+        """Append events (atomically); fold-relevant ones are always made durable and folded."""
+        if not events:
+            return
+        if self._stale is not None:
+            raise self._stale
+        if not durable and not any(e.type in FOLD_TYPES for e in events):
+            await self._manager.store.append_many(events)
+            return
+        # The commit and the fold finish even if the caller is cancelled meanwhile, so the
+        # state never misses an event that is in the log; `settle` waits for them.
+        task = asyncio.get_running_loop().create_task(self._commit(list(events)))
+        self._inflight.add(task)
+        task.add_done_callback(self._inflight.discard)
+        await asyncio.shield(task)
+
+    async def _commit(self, events: list[ev.Event]) -> None:
+        try:
+            committed = await self._manager.store.append_many(events, durable=True)
+        except ConcurrencyError as exc:
+            self._stale = exc  # another writer owns this session now: stop writing to it
+            raise
+        state = self._state
+        for event in committed:
+            if event.type in FOLD_TYPES:
+                state = evolve(state, event)
+        self._state = state
+
+    async def settle(self) -> None:
+        """Wait for appends still committing (after a cancel)."""
+        if self._inflight:
+            await asyncio.gather(*self._inflight, return_exceptions=True)
+
+    # --- runs ------------------------------------------------------------------------------
+
+    async def prompt(self, content: str, *, user: str | None = None) -> str:
+        """Start a run on `content` in the background and return its run_id."""
+        limit = self._manager.settings.max_prompt_bytes
+        if len(content.encode("utf-8")) > limit:
+            raise PayloadTooLarge(f"prompt is larger than the limit of {limit} bytes")
+        if not content.strip():
+            raise InvalidStateError("prompt is empty", state="empty", expected="text")
+        async with self._start_lock:
+            self._check_can_run()
+            model = self._manager.model_for(
+                self._state.model
+            )  # ConfigError before anything is written
+            run_id = ev.new_id()
+            ids = {"session_id": self.id, "run_id": run_id}
+            await self.append(
+                ev.PromptReceived(**ids, content=content, user=user),
+                ev.RunStarted(
+                    **ids, model=self._state.model, permission_mode=self._state.permission_mode
+                ),
+            )
+            self._start(run_id, model)
+        return run_id
+
+    async def send(self, content: str, *, user: str | None = None) -> AsyncIterator[ev.Event]:
+        """Prompt, then yield the run's events until (and including) its terminal event."""
+        head = await self._manager.store.log.last_seq(self.id)
+        sub = self._manager.store.subscribe(session_id=self.id, after=head, maxsize=10_000)
+        try:
+            run_id = await self.prompt(content, user=user)
+            async for event in sub:
+                if event.run_id != run_id:
+                    continue
+                if event.type in ev.TERMINAL_RUN_TYPES:
+                    await self.wait()  # the state has folded the end of the run
+                    yield event
+                    return
+                yield event
+        finally:
+            sub.close()
+
+    def _check_can_run(self) -> None:
+        if self._stale is not None:
+            raise self._stale
+        status = self._state.status
+        if status is SessionStatus.ENDED:
+            raise InvalidStateError(f"session {self.id} has ended", state=status, expected="idle")
+        if self.run_active:
+            raise InvalidStateError(
+                f"session {self.id} already has an active run", state=status, expected="idle"
+            )
+
+    def _start(self, run_id: str, model: Model) -> None:
+        manager = self._manager
+        state = self._state
+        settings = manager.settings
+        self._agent = Agent(
+            port=self,
+            model=model,
+            registry=manager.registry,
+            executor=ToolExecutor(
+                manager.registry,
+                hooks=command_hooks(settings.hooks),
+                output_cap=settings.tool_output_cap,
+            ),
+            policy=PermissionPolicy.from_settings(
+                settings, mode=state.permission_mode, session_rules=state.rules
+            ),
+            workspace=Path(state.workspace or settings.workspace or Path.cwd()),
+            output_cap=settings.tool_output_cap,
+        )
+        self._task = asyncio.get_running_loop().create_task(
+            self._agent.run(run_id), name=f"bassi-run-{run_id}"
+        )
+
+    async def approve(
+        self, tool_call_id: str, *, always: bool = False, user: str = "user", reason: str = ""
+    ) -> None:
+        """Allow a parked tool call (once, or always for this session)."""
+        self._answer(tool_call_id, "allow", user=user, reason=reason, always=always)
+
+    async def deny(self, tool_call_id: str, *, reason: str = "", user: str = "user") -> None:
+        """Deny a parked tool call; the model reads the reason."""
+        self._answer(tool_call_id, "deny", user=user, reason=reason, always=False)
+
+    def _answer(
+        self, tool_call_id: str, decision: str, *, user: str, reason: str, always: bool
+    ) -> None:
+        from bassi.errors import ApprovalNotFound
+
+        if self._agent is None or not self.run_active:
+            raise ApprovalNotFound(f"no approval is pending for tool call {tool_call_id!r}")
+        self._agent.answer(
+            tool_call_id, user_answer(decision, user=user, reason=reason), always=always
+        )
+
+    async def cancel(self, mode: str = "immediate", reason: str = "") -> None:
+        """Stop the active run now (`immediate`) or once its current step is done (`after_turn`)."""
+        if mode not in ("immediate", "after_turn"):
+            raise ConfigError(f"cancel mode must be immediate or after_turn, not {mode!r}")
+        if not self.run_active or self._task is None or self._agent is None:
+            raise InvalidStateError(
+                f"session {self.id} has no active run", state=self._state.status, expected="running"
+            )
+        if mode == "after_turn" and self._state.status is not SessionStatus.AWAITING_APPROVAL:
+            self._agent.cancel_after_turn = reason or "cancelled after the current step"
+            return
+        self._task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await asyncio.shield(self._task)
+
+    async def wait(self) -> None:
+        """Return once the current run (if any) has ended."""
+        if self._task is not None:
+            with contextlib.suppress(asyncio.CancelledError):
+                await asyncio.shield(self._task)
+
+    async def switch_model(self, model: str) -> None:
+        """Use another model from the next run on."""
+        self._check_can_run()
+        self._manager.model_for(model)
+        if model != self._state.model:
+            await self.append(
+                ev.ModelSwitched(session_id=self.id, previous=self._state.model, model=model)
+            )
+
+    def subscribe(self, after: int | None = 0, **options: Any) -> Subscription:
+        """This session's committed events after `after` (a seq), then live."""
+        return self._manager.store.subscribe(session_id=self.id, after=after, **options)
+
+    async def _shutdown(self) -> None:
+        if self._task is not None and not self._task.done() and self._agent is not None:
+            self._agent.shutting_down = True
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._task
+        await self.settle()
+
+
+class SessionManager:
+    """Hosts many sessions on one event loop over one event store."""
+
+    def __init__(
+        self,
+        store: EventStore,
+        settings: Settings,
+        *,
+        model_factory: ModelFactory | None = None,
+        registry: ToolRegistry | None = None,
+        environ: Mapping[str, str] | None = None,
+    ) -> None:
+        self.store = store
+        self.settings = settings
+        self.registry = registry or ToolRegistry.with_builtins()
+        self._model_factory = model_factory or get_model
+        self._sessions: dict[str, Session] = {}
+        self._load_lock = asyncio.Lock()
+        self.recovery: list[RecoveryReport] = []
+        self.default_model, self.using_scripted_fallback = _pick_default_model(
+            settings, os.environ if environ is None else environ
+        )
+
+    @classmethod
+    async def connect(
+        cls,
+        database: str | None = None,
+        *,
+        settings: Settings | None = None,
+        recover: bool = True,
+        model_factory: ModelFactory | None = None,
+        registry: ToolRegistry | None = None,
+    ) -> Self:
+        """Open the database (migrating it), rebuild what recovery needs, and return the manager."""
+        settings = settings or Settings.load()
+        url = database_url(database) if database else settings.database_url
+        if url.startswith("sqlite") and ":memory:" not in url:
+            Path(url.split(":///", 1)[1]).parent.mkdir(parents=True, exist_ok=True)
+        store = await EventStore.open(
+            url, synchronous=settings.sqlite_synchronous, max_history=settings.max_history
+        )
+        manager = cls(store, settings, model_factory=model_factory, registry=registry)
+        if recover:
+            try:
+                await manager.recover()
+            except BaseException:
+                await store.close()
+                raise
+        return manager
+
+    @classmethod
+    @contextlib.asynccontextmanager
+    async def open(
+        cls,
+        database: str | None = None,
+        *,
+        settings: Settings | None = None,
+        recover: bool = True,
+        model_factory: ModelFactory | None = None,
+        registry: ToolRegistry | None = None,
+    ) -> AsyncIterator[Self]:
+        """`async with SessionManager.open("bassi.db") as manager:` (closes and flushes on exit)."""
+        manager = await cls.connect(
+            database,
+            settings=settings,
+            recover=recover,
+            model_factory=model_factory,
+            registry=registry,
+        )
+        try:
+            yield manager
+        finally:
+            await manager.close()
+
+    def model_for(self, spec: str) -> Model:
+        """The model for a `provider:name` spec (ConfigError when unknown or unconfigured)."""
+        return self._model_factory(spec)
+
+    # --- sessions --------------------------------------------------------------------------
+
+    async def create(
+        self,
+        *,
+        model: str | None = None,
+        title: str = "",
+        system_prompt: str = "",
+        permission_mode: str | None = None,
+        workspace: str | None = None,
+        tools: Sequence[str] | None = None,
+        rules: Sequence[str] = (),
+    ) -> Session:
+        """Start a new session (validating everything before anything is written)."""
+        spec = model or self.default_model
+        self.model_for(spec)
+        mode = permission_mode or self.settings.permission_mode
+        if mode not in ("default", "accept_edits", "plan", "bypass"):
+            raise ConfigError(f"unknown permission mode {mode!r}")
+        names = list(tools) if tools is not None else self.registry.names()
+        unknown = [n for n in names if n not in self.registry.names()]
+        if unknown:
+            raise ConfigError(f"unknown tool {unknown[0]!r}")
+        PermissionPolicy.create(rules=rules)  # ConfigError names a bad rule
+        where = Path(workspace or self.settings.workspace or Path.cwd()).expanduser().resolve()  # noqa: ASYNC240 - one stat
+        if not where.is_dir():
+            raise ConfigError(f"workspace {str(where)!r} is not a directory")
+        started = ev.SessionStarted(
+            session_id=ev.new_id(),
+            title=title,
+            model=spec,
+            system_prompt=system_prompt,
+            tools=names,
+            workspace=str(where),
+            permission_mode=mode,
+            rules=list(rules),
+            max_turns=self.settings.max_turns,
+        )
+        committed = await self.store.append(started, durable=True)
+        session = Session(self, evolve(SessionState(session_id=started.session_id), committed))
+        self._sessions[session.id] = session
+        return session
+
+    async def get(self, session_id: str) -> Session:
+        """A session, rebuilt from its events on first use (SessionNotFound if none)."""
+        cached = self._sessions.get(session_id)
+        if cached is not None and cached._stale is None:
+            return cached
+        async with self._load_lock:
+            cached = self._sessions.get(session_id)
+            if cached is not None and cached._stale is None:
+                return cached
+            events = await self.store.query(session_id=session_id, types=FOLD_TYPES)
+            if not events:
+                raise SessionNotFound(session_id)
+            head = await self.store.log.last_seq(session_id)
+            state = replace(replay(events), last_seq=head)
+            self.store.claim(session_id, head)
+            session = self._sessions[session_id] = Session(self, state)
+            return session
+
+    async def list(self) -> builtins.list[SessionSummary]:
+        """Every session's summary row, newest first."""
+        return await self.store.sessions()
+
+    async def end(self, session_id: str, reason: str = "") -> None:
+        """End a session: it takes no more prompts."""
+        session = await self.get(session_id)
+        if session.state.status is SessionStatus.ENDED:
+            return
+        if session.run_active:
+            raise InvalidStateError(
+                f"session {session_id} has an active run: cancel it first",
+                state=session.state.status,
+                expected="idle",
+            )
+        await session.append(ev.SessionEnded(session_id=session_id, reason=reason))
+
+    def active_runs(self) -> int:
+        """How many runs are working right now."""
+        return sum(1 for s in self._sessions.values() if s.run_active)
+
+    # --- recovery --------------------------------------------------------------------------
+
+    async def recover(self) -> builtins.list[RecoveryReport]:
+        """Account for every run a crash cut short: close its open calls, then continue or mark it."""
+        mode = self.settings.resume_interrupted_runs
+        for summary in await self.store.sessions():
+            if summary.current_run_id is None or summary.status == "ended":
+                continue
+            session = await self.get(summary.session_id)
+            run_id = session.state.current_run_id
+            if run_id is None:
+                continue
+            report = await self._recover(session, run_id, mode)
+            self.recovery.append(report)
+        return self.recovery
+
+    async def _recover(self, session: Session, run_id: str, mode: str) -> RecoveryReport:
+        state = session.state
+        ids = {"session_id": session.id, "run_id": run_id}
+        closing: list[ev.Event] = []
+        for call in state.open_tool_calls.values():
+            rerun = (
+                mode == "continue"
+                and call.started
+                and call.tool_name in self.registry.names()
+                and self.registry.get(call.tool_name).idempotent
+            )
+            if rerun or (mode == "continue" and not call.started):
+                continue  # re-run (idempotent) or re-offered / still to run
+            if call.tool_call_id in state.pending_approvals:
+                closing.append(
+                    ev.PermissionDecided(
+                        **ids,
+                        tool_call_id=call.tool_call_id,
+                        tool_name=call.tool_name,
+                        decision="deny",
+                        decided_by="recovery",
+                        reason="the run was interrupted before anyone answered",
+                    )
+                )
+            closing.append(
+                ev.ToolCallFailed(
+                    **ids,
+                    tool_call_id=call.tool_call_id,
+                    tool_name=call.tool_name,
+                    error=(
+                        "the process stopped while this tool was running; its outcome is unknown"
+                        if call.started
+                        else "the process stopped before this tool ran"
+                    ),
+                    error_type="Interrupted",
+                    interrupted=True,
+                )
+            )
+        closed = [e.tool_call_id for e in closing if isinstance(e, ev.ToolCallFailed)]
+        recovered = ev.SessionRecovered(
+            session_id=session.id,
+            interrupted_run_id=run_id,
+            interrupted_tool_calls=closed,
+            action=mode,
+        )
+        if mode == "mark":
+            await session.append(*closing, recovered, ev.RunInterrupted(**ids))
+        else:
+            try:
+                model = self.model_for(state.model)
+            except ConfigError as exc:
+                await session.append(
+                    *closing,
+                    recovered,
+                    ev.Error(**ids, where="recovery", error_type="ConfigError", message=str(exc)),
+                    ev.RunInterrupted(**ids, reason=f"cannot continue: {exc}"),
+                )
+                return RecoveryReport(session.id, run_id, "mark", closed)
+            await session.append(
+                *closing,
+                recovered,
+                ev.RunStarted(
+                    **ids, model=state.model, permission_mode=state.permission_mode, resumed=True
+                ),
+            )
+            session._start(run_id, model)
+        return RecoveryReport(session.id, run_id, mode, closed)
+
+    async def close(self) -> None:
+        """Stop the runs (left open for recovery to carry on), flush and close the store."""
+        await asyncio.gather(*(s._shutdown() for s in self._sessions.values()))
+        await self.store.close()
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+
+def _pick_default_model(settings: Settings, environ: Mapping[str, str]) -> tuple[str, bool]:
+    """The configured model, else the first provider with a key, else the offline scripted model."""
+    if settings.default_model:
+        return settings.default_model, False
+    for provider, spec in _DEFAULT_MODELS.items():
+        preset = PROVIDERS.get(provider)
+        if preset is not None and environ.get(preset.key_variable, "").strip():
+            return spec, False
+    return "scripted", True

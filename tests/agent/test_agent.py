@@ -1,0 +1,186 @@
+"""The agent loop through the session manager, on the scripted model and real tools."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from pathlib import Path
+
+import pytest
+
+from bassi import events as ev
+from bassi.errors import ApprovalNotFound, ConfigError, InvalidStateError, PayloadTooLarge
+from bassi.manager import SessionManager
+from bassi.session import SessionStatus
+from tests.agent.conftest import make_settings
+
+
+async def run_text(session: object, prompt: str) -> str:
+    reply = ""
+    async for event in session.send(prompt):  # type: ignore[attr-defined]
+        if isinstance(event, ev.MessageCompleted):
+            reply = "".join(b.text for b in event.content if b.type == "text")
+    return reply
+
+
+async def test_history_is_rebuilt_from_events_only(tmp_path: Path, db_path: str) -> None:
+    settings = make_settings(tmp_path)
+    async with SessionManager.open(db_path, settings=settings) as manager:
+        session = await manager.create(model="scripted")
+        assert await run_text(session, "one") == "Echo #1: one"
+        assert await run_text(session, "two") == "Echo #2: two"
+        assert await run_text(session, "three") == "Echo #3: three"
+        session_id = session.id
+    async with SessionManager.open(db_path, settings=settings) as manager:
+        session = await manager.get(session_id)
+        assert session.state.prompts == 3
+        assert await run_text(session, "four") == "Echo #4: four"
+        [row] = await manager.list()
+        assert (row.session_id, row.status, row.runs) == (session_id, "idle", 4)
+
+
+async def test_a_run_emits_the_whole_story_in_order(
+    manager: SessionManager, workspace: Path
+) -> None:
+    session = await manager.create(
+        model="scripted", workspace=str(workspace), permission_mode="bypass"
+    )
+    types = [e.type async for e in session.send("/bash echo hi")]
+    assert types[:2] == ["prompt_received", "run_started"]
+    assert types[-1] == "run_completed"
+    first_tool = types.index("tool_call_started")
+    assert types.index("permission_decided") < first_tool < types.index("tool_call_completed")
+    assert types.count("message_completed") == 2
+    completed = (await manager.store.query(session_id=session.id, types=["run_completed"]))[0]
+    assert completed.turns == 2 and completed.stop_reason == "end_turn"  # type: ignore[union-attr]
+    decided = (await manager.store.query(session_id=session.id, types=["permission_decided"]))[0]
+    assert decided.decided_by == "mode:bypass"  # type: ignore[union-attr]
+
+
+async def test_tool_call_started_is_durable_before_the_tool_runs(
+    manager: SessionManager, workspace: Path
+) -> None:
+    seen_in_log: list[bool] = []
+    from bassi.tools.base import tool
+
+    @tool(read_only=True)
+    async def probe(note: str) -> str:
+        """Look whether our own start is already in the log."""
+        started = await manager.store.query(types=["tool_call_started"])
+        seen_in_log.append(any(e.input == {"note": note} for e in started))  # type: ignore[union-attr]
+        return "ok"
+
+    manager.registry.register(probe)
+    from bassi.messages import ToolUseBlock
+
+    turns = iter([[ToolUseBlock(id="c1", name="probe", input={"note": "x"})], "done"])
+    from bassi.models.function import FunctionModel
+
+    model = FunctionModel(lambda request: next(turns))
+    manager._model_factory = lambda spec: model  # type: ignore[assignment]
+    session = await manager.create(model="function", tools=["probe"], workspace=str(workspace))
+    assert await run_text(session, "go") == "done"
+    assert seen_in_log == [True]
+
+
+async def test_parallel_tool_calls_and_approvals(manager: SessionManager, workspace: Path) -> None:
+    (workspace / "a.txt").write_text("alpha")
+    session = await manager.create(model="scripted", workspace=str(workspace))
+    # list_dir is read-only: allowed by the default mode without asking
+    events = [e async for e in session.send("/tools 3")]
+    assert sum(e.type == "tool_call_completed" for e in events) == 3
+    assert not any(e.type == "permission_requested" for e in events)
+    # bash asks; allow always records a rule, so the next identical call does not ask
+    asked = 0
+    async for event in session.send("/bash echo hi"):
+        if isinstance(event, ev.PermissionRequested):
+            asked += 1
+            await session.approve(event.tool_call_id, always=True, user="ana")
+    assert asked == 1
+    assert session.state.rules == ("allow:bash(echo hi)",)
+    kinds = [e.type async for e in session.send("/bash echo hi")]
+    assert "permission_requested" not in kinds and "tool_call_completed" in kinds
+    # a denial reaches the model as an error result with the reason
+    async for event in session.send("/bash rm -rf /tmp/nothing-here"):
+        if isinstance(event, ev.PermissionRequested):
+            await session.deny(event.tool_call_id, reason="not today")
+    failed = (await manager.store.query(session_id=session.id, types=["tool_call_failed"]))[-1]
+    assert "not today" in failed.error  # type: ignore[union-attr]
+    assert session.state.status is SessionStatus.IDLE
+    with pytest.raises(ApprovalNotFound):
+        await session.approve("nope")
+
+
+async def test_one_run_at_a_time_and_clear_errors(manager: SessionManager) -> None:
+    session = await manager.create(model="scripted")
+    await session.prompt("/stream 50 10")
+    with pytest.raises(InvalidStateError, match="already has an active run"):
+        await session.prompt("again")
+    await session.cancel()
+    with pytest.raises(InvalidStateError, match="no active run"):
+        await session.cancel()
+    with pytest.raises(PayloadTooLarge):
+        await session.prompt("x" * (manager.settings.max_prompt_bytes + 1))
+    with pytest.raises(ConfigError):
+        await manager.create(model="nonsense:model")
+    with pytest.raises(ConfigError, match="permission mode"):
+        await manager.create(permission_mode="yolo")
+
+
+async def test_a_model_error_fails_the_run_and_the_session_stays_usable(
+    manager: SessionManager,
+) -> None:
+    session = await manager.create(model="scripted")
+    events = [e async for e in session.send("/fail")]
+    assert [e.type for e in events[-2:]] == ["error", "run_failed"]
+    assert events[-2].where == "model"  # type: ignore[union-attr]
+    assert await run_text(session, "still there?") == "Echo #2: still there?"
+
+
+async def test_many_sessions_run_at_once_on_one_loop(manager: SessionManager) -> None:
+    sessions = [await manager.create(model="scripted") for _ in range(10)]
+    started = time.monotonic()
+    replies = await asyncio.gather(*(run_text(s, "/stream 20 10") for s in sessions))
+    assert all(r == " ".join(f"t{n}" for n in range(1, 21)) for r in replies)
+    assert time.monotonic() - started < 10 * 20 * 0.010, "the runs should overlap"
+
+
+async def test_after_turn_cancel_lets_the_step_finish(manager: SessionManager) -> None:
+    session = await manager.create(model="scripted")
+    await session.prompt("/stream 30 10")
+    await asyncio.sleep(0.05)
+    await session.cancel("after_turn", reason="enough")
+    await session.wait()
+    [cancelled] = await manager.store.query(session_id=session.id, types=["run_cancelled"])
+    assert cancelled.mode == "after_turn"  # type: ignore[union-attr]
+    [message] = await manager.store.query(session_id=session.id, types=["message_completed"])
+    assert len(message.content[0].text.split()) == 30  # type: ignore[union-attr]
+
+
+async def test_plan_mode_generates_a_plan_without_side_effects(
+    manager: SessionManager, workspace: Path
+) -> None:
+    session = await manager.create(
+        model="scripted", workspace=str(workspace), permission_mode="plan"
+    )
+    types = [e.type async for e in session.send("/write x.txt hello")]
+    assert "plan_generated" in types
+    assert not (workspace / "x.txt").exists()
+
+
+async def test_switching_models_between_runs(manager: SessionManager) -> None:
+    session = await manager.create(model="scripted")
+    await session.switch_model("scripted:other")
+    assert session.state.model == "scripted:other"
+    [switched] = await manager.store.query(session_id=session.id, types=["model_switched"])
+    assert (switched.previous, switched.model) == ("scripted", "scripted:other")  # type: ignore[union-attr]
+    with pytest.raises(ConfigError):
+        await session.switch_model("nonsense:x")
+
+
+async def test_ending_a_session(manager: SessionManager) -> None:
+    session = await manager.create(model="scripted")
+    await manager.end(session.id, reason="bye")
+    assert session.state.status is SessionStatus.ENDED
+    with pytest.raises(InvalidStateError, match="ended"):
+        await session.prompt("hello?")
