@@ -271,6 +271,7 @@ class SessionManager:
         self.registry = registry or ToolRegistry.with_builtins()
         self._model_factory = model_factory or get_model
         self._sessions: dict[str, Session] = {}
+        self._models: dict[str, Model] = {}
         self._load_lock = asyncio.Lock()
         self.recovery: list[RecoveryReport] = []
         self.default_model, self.using_scripted_fallback = _pick_default_model(
@@ -329,8 +330,14 @@ class SessionManager:
             await manager.close()
 
     def model_for(self, spec: str) -> Model:
-        """The model for a `provider:name` spec (ConfigError when unknown or unconfigured)."""
-        return self._model_factory(spec)
+        """The model for a `provider:name` spec (ConfigError when unknown or unconfigured).
+
+        One instance per spec, so an SDK client and its connection pool are reused across runs.
+        """
+        model = self._models.get(spec)
+        if model is None:
+            model = self._models[spec] = self._model_factory(spec)
+        return model
 
     # --- sessions --------------------------------------------------------------------------
 
@@ -501,6 +508,11 @@ class SessionManager:
     async def close(self) -> None:
         """Stop the runs (left open for recovery to carry on), flush and close the store."""
         await asyncio.gather(*(s._shutdown() for s in self._sessions.values()))
+        for model in self._models.values():
+            aclose = getattr(model, "aclose", None)
+            if aclose is not None:
+                with contextlib.suppress(Exception):
+                    await aclose()
         await self.store.close()
 
     async def __aenter__(self) -> Self:
