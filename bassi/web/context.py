@@ -1,0 +1,45 @@
+"""What every route needs: the session manager, settings, metrics and the drain signal."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+from typing import Annotated
+
+from fastapi import Depends
+from starlette.requests import HTTPConnection
+
+from bassi.manager import SessionManager
+from bassi.settings import Settings
+from bassi.web.metrics import Metrics
+
+
+@dataclass(slots=True)
+class WebContext:
+    """Shared state of one running app, created by the lifespan and kept on `app.state.web`."""
+
+    manager: SessionManager
+    settings: Settings
+    metrics: Metrics
+    ping_interval: float = 15.0
+    """Seconds between keepalives on the WebSocket (`{"type": "ping"}`) and SSE (a comment)."""
+    queue_size: int = 1_000
+    """Live events a stream may hold before its subscriber falls back to reading the log."""
+    draining: asyncio.Event = field(default_factory=asyncio.Event)
+    """Set when the server begins to shut down: open streams end so shutdown is not held up."""
+    loop: asyncio.AbstractEventLoop | None = None
+
+    def drain(self) -> None:
+        """Ask open streams to end; safe to call from a signal handler or another thread."""
+        if self.loop is not None and not self.loop.is_closed():
+            self.loop.call_soon_threadsafe(self.draining.set)
+
+
+def web_context(conn: HTTPConnection) -> WebContext:
+    """The app's context (a FastAPI dependency for requests and WebSockets alike)."""
+    context: WebContext = conn.app.state.web
+    return context
+
+
+Context = Annotated[WebContext, Depends(web_context)]
+"""A route parameter of this type receives the app's context."""

@@ -1,0 +1,146 @@
+"""Serve the web app with uvicorn: refuse unsafe binds, shut down cleanly on SIGTERM/SIGINT.
+
+`python -m bassi.web.server --db PATH --port N [--host H] [--token T] [--reload]` runs the
+same thing as `bassi serve`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ipaddress
+import os
+import sys
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+import uvicorn
+from fastapi import FastAPI
+
+from bassi.errors import BassiError, ConfigError
+from bassi.settings import Settings
+from bassi.web.app import create_app
+
+_SETTINGS_VARIABLE = "BASSI_WEB_SETTINGS"
+"""Carries the settings to the app factory in `--reload` mode (the worker is a new process)."""
+
+GRACEFUL_SHUTDOWN_SECONDS = 10.0
+"""How long shutdown waits for open requests before cancelling them."""
+
+
+def is_loopback(host: str) -> bool:
+    """True for `localhost` and loopback addresses; any other name or address is exposed."""
+    if host.strip().lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def check_bind(settings: Settings) -> None:
+    """Refuse to listen beyond this machine without a token (DESIGN.md section 9)."""
+    if not settings.token and not is_loopback(settings.host):
+        raise ConfigError(
+            f"refusing to listen on {settings.host} without a token: set --token or BASSI_TOKEN"
+        )
+
+
+def uvicorn_options(settings: Settings) -> dict[str, Any]:
+    """The uvicorn settings bassi uses: sans-I/O websockets, frame cap, graceful timeout."""
+    return {
+        "host": settings.host,
+        "port": settings.port,
+        "ws": "websockets-sansio",
+        "ws_max_size": 8 * settings.max_prompt_bytes + 65_536,
+        "ws_ping_interval": 20.0,
+        "ws_ping_timeout": 20.0,
+        "timeout_graceful_shutdown": GRACEFUL_SHUTDOWN_SECONDS,
+        "server_header": False,
+        "proxy_headers": False,
+        "log_level": "info",
+    }
+
+
+class _Server(uvicorn.Server):
+    """uvicorn's server, telling open streams to end as soon as shutdown begins."""
+
+    def __init__(self, config: uvicorn.Config, app: FastAPI) -> None:
+        super().__init__(config)
+        self.app = app
+
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        context = getattr(self.app.state, "web", None)
+        if context is not None:
+            context.drain()
+        super().handle_exit(sig, frame)
+
+
+def run_server(*, settings: Settings, reload: bool = False) -> None:
+    """Serve until SIGINT/SIGTERM; the store is flushed before this returns.
+
+    Raises ConfigError for a non-loopback host without a token, and the manager's error when
+    the database cannot be opened.
+    """
+    check_bind(settings)
+    if reload:
+        os.environ[_SETTINGS_VARIABLE] = settings.model_dump_json()
+        uvicorn.run(
+            "bassi.web.server:app_from_environment",
+            factory=True,
+            reload=True,
+            reload_dirs=[str(Path(__file__).resolve().parent.parent)],
+            **uvicorn_options(settings),
+        )
+        return
+    app = create_app(settings)
+    server = _Server(uvicorn.Config(app, **uvicorn_options(settings)), app)
+    server.run()
+    error = app.state.startup_error
+    if isinstance(error, BassiError):
+        raise error
+    if not server.started:
+        raise BassiError("the server did not start (see the log above)")
+
+
+def app_from_environment() -> FastAPI:
+    """App factory for `--reload`: the settings come from the parent process."""
+    raw = os.environ.get(_SETTINGS_VARIABLE)
+    settings = Settings.model_validate_json(raw) if raw else Settings.load()
+    return create_app(settings)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m bassi.web.server`: serve, or print one line and exit 2 on a bad setting."""
+    parser = argparse.ArgumentParser(prog="python -m bassi.web.server", description=__doc__)
+    parser.add_argument("--db", help="database path or URL (default: $BASSI_HOME/bassi.db)")
+    parser.add_argument("--host", help="address to bind (default 127.0.0.1)")
+    parser.add_argument("--port", type=int, help="port to bind (default 8765)")
+    parser.add_argument("--token", help="require this token (default: $BASSI_TOKEN)")
+    parser.add_argument("--model", help="default model, provider:name")
+    parser.add_argument("--workspace", help="directory the tools work in")
+    parser.add_argument("--reload", action="store_true", help="restart when the code changes")
+    args = parser.parse_args(argv)
+    try:
+        settings = Settings.load(
+            {
+                "database": args.db,
+                "host": args.host,
+                "port": args.port,
+                "token": args.token,
+                "default_model": args.model,
+                "workspace": args.workspace,
+            }
+        )
+        run_server(settings=settings, reload=args.reload)
+    except ConfigError as exc:
+        print(f"bassi: {exc}", file=sys.stderr)
+        return 2
+    except BassiError as exc:
+        print(f"bassi: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
