@@ -1,0 +1,143 @@
+"""The `bassi` Typer app, its shared options, and how commands turn errors into one line.
+
+Exit codes: 0 ok, 1 failure (a run failed, the database refused), 2 usage error (bad flag,
+unknown session, invalid setting). Bad input never prints a traceback.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import sys
+from collections.abc import Callable, Coroutine
+from pathlib import Path
+from typing import Annotated, Any, NoReturn, TypeVar
+
+import typer
+from sqlalchemy.exc import DBAPIError
+from typer.exceptions import TyperException
+
+from bassi.errors import BassiError, ConfigError, InvalidStateError, SessionNotFound
+from bassi.settings import Settings, database_url
+
+T = TypeVar("T")
+
+app = typer.Typer(
+    name="bassi",
+    help="An event-sourced LLM agent service.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+
+DbOption = Annotated[
+    str | None,
+    typer.Option("--db", help="Database path or URL (default: $BASSI_HOME/bassi.db)."),
+]
+ModelOption = Annotated[
+    str | None, typer.Option("--model", "-m", help="Model as provider:name, e.g. scripted.")
+]
+WorkspaceOption = Annotated[
+    Path | None, typer.Option("--workspace", "-w", help="Directory the tools work in.")
+]
+JsonOption = Annotated[bool, typer.Option("--json", help="One JSON object per line.")]
+
+
+class UsageError(BassiError):
+    """The command line asks for something that cannot be (exit 2)."""
+
+
+def fail(message: str, code: int = 1) -> typer.Exit:
+    """Print one readable line to stderr and return the exit to raise."""
+    typer.echo(f"bassi: {message}", err=True)
+    return typer.Exit(code)
+
+
+def exit_code(exc: BaseException) -> int:
+    """2 for what the user asked wrongly, 1 for everything that failed."""
+    if isinstance(exc, ConfigError | SessionNotFound | UsageError | InvalidStateError):
+        return 2
+    return 1
+
+
+def run(main: Callable[[], Coroutine[Any, Any, T]]) -> T:
+    """Run a coroutine, turning bassi's and the database's errors into one line."""
+    try:
+        return asyncio.run(main())
+    except BassiError as exc:
+        raise fail(one_line(str(exc)), exit_code(exc)) from None
+    except DBAPIError as exc:
+        raise fail(f"database error: {one_line(str(exc.orig))}") from None
+    except BrokenPipeError:
+        raise
+    except OSError as exc:
+        raise fail(one_line(str(exc))) from None
+
+
+def one_line(text: str) -> str:
+    """The first line of a message (database errors carry SQL and links below it)."""
+    return text.strip().splitlines()[0] if text.strip() else "unknown error"
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Settings with command-line overrides; a bad value exits 2 with one line.
+
+    The workspace file is `--workspace`'s (or the current directory's) `.bassi/settings.toml`.
+    """
+    try:
+        return Settings.load(overrides, workspace=Path.cwd())
+    except ConfigError as exc:
+        raise fail(str(exc), 2) from None
+
+
+def db_url(db: str | None) -> str:
+    """The async URL for `--db` (or the configured default)."""
+    try:
+        return database_url(db) if db else load_settings().database_url
+    except ConfigError as exc:
+        raise fail(str(exc), 2) from None
+
+
+def existing_db(db: str | None) -> str:
+    """Like `db_url`, but a SQLite file must exist already (reading never creates one)."""
+    url = db_url(db)
+    if url.startswith("sqlite") and ":memory:" not in url:
+        path = Path(url.split(":///", 1)[1].split("?", 1)[0])
+        if not path.is_file():
+            raise fail(f"no database at {path} (run `bassi db upgrade` or `bassi serve` first)")
+    return url
+
+
+def _configure_logging() -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("bassi: %(levelname)s: %(message)s".lower()))
+    root = logging.getLogger("bassi")
+    if not root.handlers:
+        root.addHandler(handler)
+        root.setLevel(logging.WARNING)
+        root.propagate = False
+
+
+def main(args: list[str] | None = None) -> NoReturn:
+    """Console-script entry point: usage errors are one line and exit 2, Ctrl-C exits 130."""
+    _configure_logging()
+    try:
+        code = app(args=args, prog_name="bassi", standalone_mode=False)
+    except TyperException as exc:  # click's usage errors, as vendored by typer
+        if type(exc).__name__ == "NoArgsIsHelpError":
+            typer.echo(exc.format_message(), err=True)
+            sys.exit(2)
+        ctx = getattr(exc, "ctx", None)
+        hint = f" (see `{ctx.command_path} --help`)" if ctx is not None else ""
+        typer.echo(f"bassi: {one_line(exc.format_message())}{hint}", err=True)
+        sys.exit(getattr(exc, "exit_code", 2))
+    except (typer.Abort, KeyboardInterrupt):
+        sys.exit(130)
+    except typer.Exit as exc:
+        sys.exit(exc.exit_code)
+    except BrokenPipeError:
+        # The reader went away (`bassi events tail | head`): stop quietly.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        sys.exit(1)
+    sys.exit(code if isinstance(code, int) else 0)

@@ -1,0 +1,45 @@
+"""Asking the person at the terminal whether a tool call may run: y / n / always."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from rich.console import Console
+from rich.markup import escape
+from rich.panel import Panel
+
+from bassi import events as ev
+from bassi.cli.render import compact
+
+Answer = Literal["y", "n", "always"]
+
+_ANSWERS: dict[str, Answer] = {
+    "y": "y",
+    "yes": "y",
+    "n": "n",
+    "no": "n",
+    "a": "always",
+    "always": "always",
+}
+
+
+def ask(console: Console, request: ev.PermissionRequested) -> Answer:
+    """Show the call and read an answer; end of input counts as no."""
+    console.print(
+        Panel(
+            escape(compact(request.input)),
+            title=f"allow {escape(request.tool_name)}?",
+            subtitle=escape(request.reason) if request.reason else None,
+            title_align="left",
+            expand=False,
+            border_style="yellow",
+        )
+    )
+    while True:
+        try:
+            reply = input("allow? [y]es / [n]o / [a]lways: ").strip().lower()
+        except EOFError:
+            return "n"
+        if reply in _ANSWERS:
+            return _ANSWERS[reply]
+        console.print("please answer y, n or always", style="yellow")

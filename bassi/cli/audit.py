@@ -1,0 +1,75 @@
+"""`bassi audit "SQL"` and the canned reports, on a read-only connection."""
+
+from __future__ import annotations
+
+import csv
+import json
+import sys
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+from rich.text import Text
+
+from bassi.cli.app import DbOption, app, existing_db, fail, run
+from bassi.store.audit import REPORTS, AuditResult, run_query, run_report
+
+
+@app.command("audit")
+def audit(
+    query: Annotated[
+        str,
+        typer.Argument(
+            help=f"A SQL statement, or a report: {', '.join(REPORTS)}.",
+            metavar="SQL|REPORT",
+        ),
+    ],
+    session: Annotated[
+        str | None, typer.Option("--session", "-s", help="Reports only: one session.")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Rows as a JSON array.")] = False,
+    as_csv: Annotated[bool, typer.Option("--csv", help="Rows as CSV with a header.")] = False,
+    db: DbOption = None,
+) -> None:
+    """Query the event log with SQL (read-only), or print a canned report.
+
+    Views: audit_tool_calls, audit_runs, audit_permissions, audit_usage, audit_messages;
+    tables: events, sessions.
+    """
+    if as_json and as_csv:
+        raise fail("choose one of --json and --csv", 2)
+    url = existing_db(db)
+    name = query.strip().lower()
+    if name in REPORTS:
+        result = run(lambda: run_report(url, name, session_id=session))
+    elif session is not None:
+        raise fail("--session applies to the reports only; filter in your SQL", 2)
+    else:
+        result = run(lambda: run_query(url, query))
+    if as_json:
+        rows = [dict(zip(result.columns, row, strict=True)) for row in result.rows]
+        typer.echo(json.dumps(rows, ensure_ascii=False, indent=2, default=str))
+    elif as_csv:
+        writer = csv.writer(sys.stdout)
+        writer.writerow(result.columns)
+        writer.writerows(result.rows)
+    else:
+        _table(result)
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return ""
+    text = str(value)
+    return text if len(text) <= 60 else text[:59] + "…"
+
+
+def _table(result: AuditResult) -> None:
+    console = Console(highlight=False, width=None if sys.stdout.isatty() else 200)
+    table = Table(*(escape(c) for c in result.columns), header_style="bold")
+    for row in result.rows:
+        table.add_row(*(Text(_cell(v)) for v in row))
+    console.print(table)
+    console.print(f"{len(result.rows)} row{'s' if len(result.rows) != 1 else ''}", style="dim")

@@ -1,0 +1,73 @@
+"""`bassi events tail`: the log, one event per line, optionally following new commits."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import sys
+from typing import Annotated
+
+import typer
+
+from bassi.cli.app import DbOption, JsonOption, app, existing_db, fail, run
+from bassi.cli.lookup import find_session, reading
+from bassi.cli.render import line, wire_json
+
+events_app = typer.Typer(help="Read the event log.", no_args_is_help=True)
+app.add_typer(events_app, name="events")
+
+POLL_SECONDS = 0.2
+"""How often `--follow` asks the log for new events (another process may be writing)."""
+
+
+@events_app.command("tail")
+def tail(
+    session: Annotated[
+        str | None, typer.Argument(help="Only this session (id or unique prefix).")
+    ] = None,
+    after: Annotated[
+        int | None,
+        typer.Option(
+            "--after", help="Start after this cursor: the seq with SESSION, else the position."
+        ),
+    ] = None,
+    lines: Annotated[
+        int, typer.Option("--lines", "-n", help="Without --after: how many recent events.")
+    ] = 20,
+    follow: Annotated[
+        bool, typer.Option("--follow", "-f", help="Keep printing events as they are committed.")
+    ] = False,
+    as_json: JsonOption = False,
+    db: DbOption = None,
+) -> None:
+    """Print the last events of the log (or of one session), then follow it with --follow."""
+    if after is not None and after < 0:
+        raise fail("--after must be 0 or more", 2)
+    if lines < 0:
+        raise fail("--lines must be 0 or more", 2)
+    url = existing_db(db)
+    show = wire_json if as_json else line
+
+    async def main() -> None:
+        async with reading(url) as log:
+            session_id = None if session is None else (await find_session(log, session)).session_id
+            if after is not None:
+                cursor = after
+            elif session_id is not None:
+                cursor = max(0, await log.last_seq(session_id) - lines)
+            else:
+                cursor = max(0, await log.last_position() - lines)
+            while True:
+                batch = await log.read(session_id=session_id, after=cursor, limit=1000)
+                for event in batch:
+                    sys.stdout.write(show(event) + "\n")
+                    cursor = event.seq if session_id is not None else (event.position or cursor)
+                sys.stdout.flush()
+                if len(batch) == 1000:
+                    continue
+                if not follow:
+                    return
+                await asyncio.sleep(POLL_SECONDS)
+
+    with contextlib.suppress(KeyboardInterrupt):  # Ctrl-C is how one stops following
+        run(main)

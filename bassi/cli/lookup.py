@@ -1,0 +1,35 @@
+"""Reading the log from the command line: open it, and find a session by id or id prefix."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator
+
+from bassi.cli.app import UsageError
+from bassi.errors import SessionNotFound
+from bassi.store.log import SqlEventLog
+from bassi.store.readmodel import SessionSummary
+
+
+@contextlib.asynccontextmanager
+async def reading(url: str) -> AsyncIterator[SqlEventLog]:
+    """The event log at `url`, for reading; closed on exit."""
+    log = SqlEventLog(url)
+    try:
+        yield log
+    finally:
+        await log.close()
+
+
+async def find_session(log: SqlEventLog, given: str) -> SessionSummary:
+    """The session whose id is `given`, or the only one starting with it (at least 4 characters)."""
+    exact = await log.sessions(given)
+    if exact:
+        return exact[0]
+    if len(given) >= 4:
+        matches = [s for s in await log.sessions() if s.session_id.startswith(given)]
+        if len(matches) == 1:
+            return matches[0]
+        if len(matches) > 1:
+            raise UsageError(f"session prefix {given!r} matches {len(matches)} sessions")
+    raise SessionNotFound(given)

@@ -1,0 +1,130 @@
+"""`bassi run PROMPT`: one run, the reply on stdout (or every event as JSON lines)."""
+
+from __future__ import annotations
+
+import sys
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+from rich.console import Console
+
+from bassi import events as ev
+from bassi.cli.app import (
+    DbOption,
+    JsonOption,
+    ModelOption,
+    UsageError,
+    WorkspaceOption,
+    app,
+    db_url,
+    fail,
+    load_settings,
+    run,
+)
+from bassi.cli.render import LiveView, wire_json
+
+if TYPE_CHECKING:
+    from bassi.manager import Session, SessionManager
+
+NO_ONE_TO_APPROVE = "no one to approve (use --yes)"
+
+
+@app.command("run")
+def run_prompt(
+    prompt: Annotated[str, typer.Argument(help="What to ask; `-` reads it from stdin.")],
+    session: Annotated[
+        str | None, typer.Option("--session", "-s", help="Continue this session (id or prefix).")
+    ] = None,
+    model: ModelOption = None,
+    workspace: WorkspaceOption = None,
+    yes: Annotated[
+        bool, typer.Option("--yes", "-y", help="Allow every tool call (permission mode bypass).")
+    ] = False,
+    as_json: JsonOption = False,
+    db: DbOption = None,
+) -> None:
+    """Run one prompt to the end. Exit 0 when it completes, 1 when it fails or is cancelled."""
+    from bassi.manager import SessionManager
+
+    if prompt == "-":
+        prompt = sys.stdin.read()
+    if not prompt.strip():
+        raise fail("the prompt is empty", 2)
+    settings = load_settings(database=db, workspace=workspace)
+    url = db_url(db)
+    err = Console(stderr=True, highlight=False)
+    view = LiveView(err, text=sys.stdout)
+    interactive = sys.stdin.isatty() and not as_json
+
+    async def main() -> ev.Event | None:
+        # No recovery here: a daemon may be running other sessions' runs on this database.
+        async with SessionManager.open(url, settings=settings, recover=False) as manager:
+            target = await _session(manager, session, model, workspace, yes)
+            if not as_json:
+                err.print(f"session {target.id}", style="dim")
+            terminal: ev.Event | None = None
+            async for event in target.send(prompt):
+                if as_json:
+                    sys.stdout.write(wire_json(event) + "\n")
+                    sys.stdout.flush()
+                else:
+                    view.show(event)
+                if isinstance(event, ev.PermissionRequested):
+                    await _answer(target, event, yes=yes, interactive=interactive, console=err)
+                if event.type in ev.TERMINAL_RUN_TYPES:
+                    terminal = event
+            return terminal
+
+    terminal = run(main)
+    if isinstance(terminal, ev.RunCompleted):
+        return
+    raise typer.Exit(1)
+
+
+async def _session(
+    manager: SessionManager,
+    given: str | None,
+    model: str | None,
+    workspace: object,
+    yes: bool,
+) -> Session:
+    if given is None:
+        return await manager.create(
+            model=model,
+            workspace=str(workspace) if workspace is not None else None,
+            permission_mode="bypass" if yes else None,
+        )
+    from bassi.cli.lookup import find_session
+
+    summary = await find_session(manager.store.log, given)
+    target = await manager.get(summary.session_id)
+    if target.state.run_active:
+        raise UsageError(
+            f"session {target.id} has an unfinished run (did a process stop mid-run?): "
+            "`bassi serve` recovers it when it starts"
+        )
+    if model is not None and model != target.state.model:
+        await target.switch_model(model)
+    return target
+
+
+async def _answer(
+    target: Session,
+    request: ev.PermissionRequested,
+    *,
+    yes: bool,
+    interactive: bool,
+    console: Console,
+) -> None:
+    if yes:
+        await target.approve(request.tool_call_id, user="cli", reason="--yes")
+    elif not interactive:
+        await target.deny(request.tool_call_id, reason=NO_ONE_TO_APPROVE, user="cli")
+    else:
+        from bassi.cli.approval import ask
+
+        answer = ask(console, request)
+        if answer == "n":
+            await target.deny(request.tool_call_id, reason="denied at the terminal")
+        else:
+            await target.approve(request.tool_call_id, always=answer == "always")
