@@ -424,7 +424,14 @@ class SessionManager:
     # --- recovery --------------------------------------------------------------------------
 
     async def recover(self) -> builtins.list[RecoveryReport]:
-        """Account for every run a crash cut short: close its open calls, then continue or mark it."""
+        """Account for every run a crash cut short: close its open calls, then continue or mark it.
+
+        Only the database's owner recovers: a second process beside a live daemon (a CLI
+        command, say) would otherwise "recover" runs that are still running there.
+        """
+        if not await self.store.log.claim_ownership():
+            log.info("another process owns this database; recovery is left to it")
+            return self.recovery
         mode = self.settings.resume_interrupted_runs
         for summary in await self.store.sessions():
             if summary.current_run_id is None or summary.status == "ended":

@@ -14,7 +14,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import fcntl
 import json
+import os
 import sqlite3
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -37,6 +39,7 @@ from bassi.store.tables import events as events_table
 from bassi.store.tables import sessions as sessions_table
 
 _PG_LOCK_KEY = 0x6261_7373  # "bass": serializes writers across processes on PostgreSQL
+_PG_OWNER_KEY = 0x6261_7374  # held by the process that owns the database (runs recovery)
 _IN_CHUNK = 500  # stays far below SQLite's bound-parameter limit
 
 
@@ -139,6 +142,7 @@ class SqlEventLog:
         self.dialect = "postgresql" if url.startswith("postgresql") else "sqlite"
         self._memory = self.dialect == "sqlite" and (":memory:" in url or url.endswith("://"))
         self._memory_lock = asyncio.Lock()
+        self._owner: AsyncConnection | int | bool | None = None
         self.writer: AsyncEngine = self._make_engine(write=True)
         self.reader: AsyncEngine = (
             self.writer
@@ -206,8 +210,52 @@ class SqlEventLog:
                 out[name] = (await conn.exec_driver_sql(f"PRAGMA {name}")).scalar()
         return out
 
+    async def claim_ownership(self) -> bool:
+        """Try to become the database's owner (the process that may run recovery); never waits.
+
+        SQLite: an exclusive `flock` on `DB.owner`; PostgreSQL: a session advisory lock on a
+        connection kept open. The OS or the server releases it when the process dies, so a
+        restarted daemon gets it back while a CLI running beside a live daemon does not.
+        """
+        if self._owner is not None:
+            return True
+        if self.dialect == "postgresql":
+            conn = await self.writer.connect()
+            got = (await conn.execute(select(func.pg_try_advisory_lock(_PG_OWNER_KEY)))).scalar()
+            await conn.commit()
+            if not got:
+                await conn.close()
+                return False
+            self._owner = conn
+            return True
+        if self._memory:
+            self._owner = True
+            return True
+        path = self.url.split(":///", 1)[1] + ".owner"
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            os.close(fd)
+            return False
+        self._owner = fd
+        return True
+
+    async def _release_ownership(self) -> None:
+        owner, self._owner = self._owner, None
+        if isinstance(owner, AsyncConnection):
+            with contextlib.suppress(Exception):
+                # The connection goes back to the pool, still holding a session lock: unlock.
+                await owner.execute(select(func.pg_advisory_unlock(_PG_OWNER_KEY)))
+                await owner.commit()
+            with contextlib.suppress(Exception):
+                await owner.close()
+        elif isinstance(owner, int) and not isinstance(owner, bool):
+            os.close(owner)  # closing the descriptor drops the flock
+
     async def close(self) -> None:
         """Release every connection."""
+        await self._release_ownership()
         await self.writer.dispose()
         if self.reader is not self.writer:
             await self.reader.dispose()

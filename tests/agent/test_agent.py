@@ -184,3 +184,18 @@ async def test_ending_a_session(manager: SessionManager) -> None:
     assert session.state.status is SessionStatus.ENDED
     with pytest.raises(InvalidStateError, match="ended"):
         await session.prompt("hello?")
+
+
+async def test_a_second_manager_beside_a_live_one_leaves_its_runs_alone(
+    tmp_path: Path, db_path: str
+) -> None:
+    settings = make_settings(tmp_path)
+    async with SessionManager.open(db_path, settings=settings) as daemon:
+        session = await daemon.create(model="scripted")
+        await session.prompt("/stream 40 20")
+        async with SessionManager.open(db_path, settings=settings) as cli:
+            assert cli.recovery == []  # the live run is not "recovered" from under the daemon
+        await session.wait()
+        ends = await daemon.store.query(session_id=session.id, types=list(ev.TERMINAL_RUN_TYPES))
+        assert [e.type for e in ends] == ["run_completed"]
+        assert not await daemon.store.query(session_id=session.id, types=["session_recovered"])

@@ -190,3 +190,17 @@ async def test_concurrent_appenders_keep_every_session_gapless(store: EventStore
         assert seqs == list(range(1, 51))
     positions = [e.position for e in await store.query()]
     assert positions == list(range(1, 401))
+
+
+async def test_only_one_store_at_a_time_owns_the_database(store: EventStore) -> None:
+    if store.log.url.endswith(":memory:"):
+        pytest.skip("an in-memory database has one store by construction")
+    assert await store.log.claim_ownership()
+    assert await store.log.claim_ownership(), "claiming again is a no-op for the owner"
+    other = await EventStore.open(store.log.url)
+    try:
+        assert not await other.log.claim_ownership()
+        await store.log._release_ownership()
+        assert await other.log.claim_ownership()
+    finally:
+        await other.close()
