@@ -346,8 +346,9 @@ class EventStore:
         else:
 
             async def reader(cursor: int, limit: int) -> Sequence[ev.Event]:
-                if self._cache and (self._cache[0].position or 0) <= cursor + 1:
-                    return [e for e in self._cache if (e.position or 0) > cursor][:limit]
+                cached = self._from_cache(cursor, limit)
+                if cached is not None:
+                    return cached
                 return await self.log.read(after=cursor, limit=limit)
 
             def head() -> int:
@@ -369,6 +370,28 @@ class EventStore:
         )
         self._subscribers.append(sub)
         return sub
+
+    def _from_cache(self, cursor: int, limit: int) -> list[ev.Event] | None:
+        """Events after a global cursor from memory, or None when the log must be read.
+
+        Only a gap-free run of positions will do: another process may have committed
+        positions in between that this process never saw.
+        """
+        if not self._cache or (self._cache[0].position or 0) > cursor + 1:
+            return None
+        out: list[ev.Event] = []
+        expected = cursor + 1
+        for event in self._cache:
+            position = event.position or 0
+            if position <= cursor:
+                continue
+            if position != expected:
+                return None
+            out.append(event)
+            expected += 1
+            if len(out) == limit:
+                break
+        return out
 
     def _unsubscribe(self, sub: Subscription) -> None:
         with contextlib.suppress(ValueError):
