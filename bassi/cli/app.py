@@ -15,7 +15,6 @@ from pathlib import Path
 from typing import Annotated, Any, NoReturn, TypeVar
 
 import typer
-from sqlalchemy.exc import DBAPIError
 from typer.exceptions import TyperException
 
 from bassi.errors import BassiError, ConfigError, InvalidStateError, SessionNotFound
@@ -63,6 +62,8 @@ def exit_code(exc: BaseException) -> int:
 
 def run(main: Callable[[], Coroutine[Any, Any, T]]) -> T:
     """Run a coroutine, turning bassi's and the database's errors into one line."""
+    from sqlalchemy.exc import DBAPIError
+
     try:
         return asyncio.run(main())
     except BassiError as exc:

@@ -4,16 +4,21 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import AsyncIterator
+from typing import TYPE_CHECKING
 
 from bassi.cli.app import UsageError
 from bassi.errors import SessionNotFound
-from bassi.store.log import SqlEventLog
-from bassi.store.readmodel import SessionSummary
+
+if TYPE_CHECKING:  # importing SQLAlchemy costs a second: only commands that read pay it
+    from bassi.store.log import SqlEventLog
+    from bassi.store.readmodel import SessionSummary
 
 
 @contextlib.asynccontextmanager
 async def reading(url: str) -> AsyncIterator[SqlEventLog]:
     """The event log at `url`, for reading; closed on exit."""
+    from bassi.store.log import SqlEventLog
+
     log = SqlEventLog(url)
     try:
         yield log

@@ -60,8 +60,8 @@ def run_prompt(
         # No recovery here: a daemon may be running other sessions' runs on this database.
         async with SessionManager.open(url, settings=settings, recover=False) as manager:
             target = await _session(manager, session, model, workspace, yes)
-            if not as_json:
-                err.print(f"session {target.id}", style="dim")
+            if session is None and not as_json:
+                err.print(f"session {target.id}", style="dim")  # to continue it with --session
             terminal: ev.Event | None = None
             async for event in target.send(prompt):
                 if as_json:

@@ -1,0 +1,80 @@
+"""Run `bassi` as a user does: real subprocesses, a private BASSI_HOME, no provider keys."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from bassi.models.catalog import PROVIDERS
+
+
+def clean_env(home: Path, **extra: str) -> dict[str, str]:
+    """The environment of a user with no keys and no bassi variables, home in `home`."""
+    keys = {p.key_variable for p in PROVIDERS.values()} | {"OPENAI_BASE_URL", "ANTHROPIC_BASE_URL"}
+    env = {k: v for k, v in os.environ.items() if not k.startswith("BASSI_") and k not in keys}
+    env.update(BASSI_HOME=str(home), NO_COLOR="1", COLUMNS="200", PYTHONUNBUFFERED="1")
+    env.update(extra)
+    return env
+
+
+@dataclass
+class Bassi:
+    """Runs `python -m bassi.cli ...` with a database and a home of its own."""
+
+    home: Path
+    db: Path
+    cwd: Path
+
+    def command(self, *args: str, db: bool = True) -> list[str]:
+        return [sys.executable, "-m", "bassi.cli", *args, *(["--db", str(self.db)] if db else [])]
+
+    def __call__(
+        self,
+        *args: str,
+        db: bool = True,
+        input: str | None = None,
+        env: Mapping[str, str] | None = None,
+        timeout: float = 60,
+    ) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            self.command(*args, db=db),
+            cwd=self.cwd,
+            env=clean_env(self.home, **(env or {})),
+            input=input if input is not None else "",
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+        )
+
+    def json_lines(self, *args: str) -> list[dict[str, object]]:
+        result = self(*args)
+        assert result.returncode == 0, result.stderr
+        return [json.loads(x) for x in result.stdout.splitlines()]
+
+
+def make_bassi(root: Path) -> Bassi:
+    workspace = root / "workspace"
+    workspace.mkdir(parents=True)
+    return Bassi(home=root / "home", db=root / "bassi.db", cwd=workspace)
+
+
+@pytest.fixture
+def bassi(tmp_path: Path) -> Bassi:
+    """A fresh home, database and workspace."""
+    return make_bassi(tmp_path)
+
+
+def one_line_error(result: subprocess.CompletedProcess[str]) -> str:
+    """The single readable stderr line of a failed command (never a traceback)."""
+    assert "Traceback" not in result.stderr, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("bassi: ")
+    return lines[0]

@@ -1,0 +1,86 @@
+"""`bassi chat` in a pseudo-terminal: prompts, streaming, approvals, Ctrl-C, slash commands."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from tests.cli.conftest import Bassi, clean_env
+from tests.cli.terminal import Terminal
+
+
+@pytest.fixture
+def chat(bassi: Bassi) -> Iterator[Terminal]:
+    terminal = Terminal(
+        bassi.command("chat", "--model", "scripted"),
+        cwd=bassi.cwd,
+        env=clean_env(bassi.home, TERM="dumb"),
+    )
+    try:
+        yield terminal
+    finally:
+        terminal.close()
+
+
+def test_a_chat_session_at_the_terminal(bassi: Bassi, chat: Terminal) -> None:
+    chat.expect(r"/help for commands")
+
+    chat.expect(r"> ")
+    chat.line("hello there")
+    chat.expect(r"Echo #1: hello there")
+
+    # A tool call that needs approval: the run waits for y / n / always.
+    chat.expect(r"> ")
+    chat.line("/write notes.txt from the chat")
+    chat.expect(r"allow write_file\?")
+    chat.expect(r"\[y\]es / \[n\]o / \[a\]lways: ")
+    chat.line("y")
+    chat.expect(r"write_file returned: wrote 13 bytes to notes.txt")
+    assert (bassi.cwd / "notes.txt").read_text() == "from the chat"
+
+    # Denied: the model is told, the file stays as it is.
+    chat.expect(r"> ")
+    chat.line("/write notes.txt overwritten")
+    chat.expect(r"\[a\]lways: ")
+    chat.line("n")
+    chat.expect(r"write_file failed: .*denied at the terminal")
+    assert (bassi.cwd / "notes.txt").read_text() == "from the chat"
+
+    # Ctrl-C cancels a streaming run; the chat carries on.
+    chat.expect(r"> ")
+    chat.line("/stream 400 25")
+    chat.expect(r"t3 ")
+    chat.ctrl_c()
+    chat.expect(r"run cancelled")
+    chat.expect(r"> ")
+    chat.line("still here?")
+    chat.expect(r"Echo #5: still here\?")
+
+    chat.expect(r"> ")
+    chat.line("/cost")
+    chat.expect(r"\d+ in / \d+ out tokens, cache 0 read / 0 written, over 5 runs")
+
+    chat.expect(r"> ")
+    chat.line("/exit")
+    assert chat.wait() == 0
+    assert "Traceback" not in chat.output
+    history = (bassi.home / "history").read_text()
+    assert "hello there" in history and "/stream 400 25" in history
+
+
+def test_always_allows_the_same_call_from_then_on(chat: Terminal) -> None:
+    chat.expect(r"> ")
+    chat.line("/bash echo one")
+    chat.expect(r"\[a\]lways: ")
+    chat.line("always")
+    chat.expect(r"bash returned: one")
+    chat.expect(r"> ")
+    chat.line("/bash echo one")
+    chat.expect(r"bash returned: one")
+    assert chat.output.count("[a]lways: ") == 1
+    chat.expect(r"> ")
+    chat.ctrl_c()
+    chat.expect(r"Ctrl-C again")
+    chat.ctrl_c()  # twice at the prompt quits
+    assert chat.wait() == 0

@@ -1,0 +1,234 @@
+"""Every command's happy path and its bad input, through real `bassi` processes."""
+
+from __future__ import annotations
+
+import json
+import re
+import sqlite3
+from dataclasses import dataclass
+
+import pytest
+
+from bassi import events as ev
+from tests.cli.conftest import Bassi, make_bassi, one_line_error
+
+
+def session_of(stderr: str) -> str:
+    match = re.search(r"^session (\S+)$", stderr, re.MULTILINE)
+    assert match, stderr
+    return match.group(1)
+
+
+@dataclass
+class History:
+    """A database with three sessions made by `bassi run`."""
+
+    bassi: Bassi
+    chat: str  # "hello", then "again"
+    allowed: str  # /bash with --yes
+    denied: str  # /write without --yes and without a terminal
+
+
+@pytest.fixture(scope="module")
+def history(tmp_path_factory: pytest.TempPathFactory) -> History:
+    bassi = make_bassi(tmp_path_factory.mktemp("history"))
+    first = bassi("run", "hello", "--model", "scripted")
+    assert (first.returncode, first.stdout.strip()) == (0, "Echo #1: hello"), first.stderr
+    chat = session_of(first.stderr)
+    again = bassi("run", "again", "--session", chat[:8])
+    assert (again.returncode, again.stdout.strip()) == (0, "Echo #2: again"), again.stderr
+    allowed = bassi("run", "/bash echo hi", "--yes")
+    assert allowed.returncode == 0, allowed.stderr
+    assert "bash returned: hi" in allowed.stdout
+    denied = bassi("run", "/write secret.txt nope")
+    assert denied.returncode == 0, denied.stderr
+    return History(bassi, chat, session_of(allowed.stderr), session_of(denied.stderr))
+
+
+# --- run -----------------------------------------------------------------------------------
+
+
+def test_run_without_yes_and_without_a_terminal_denies_tool_calls(history: History) -> None:
+    assert not (history.bassi.cwd / "secret.txt").exists()
+    result = history.bassi("audit", "permissions", "--session", history.denied, "--json")
+    [row] = json.loads(result.stdout)
+    assert (row["tool_name"], row["decision"]) == ("write_file", "deny")
+    assert row["reason"] == "no one to approve (use --yes)"
+
+
+def test_run_json_prints_every_event_of_the_run_as_wire_json(bassi: Bassi) -> None:
+    events = [ev.decode(d) for d in bassi.json_lines("run", "/stream 3", "--json")]
+    assert events[0].type == "prompt_received"
+    assert events[-1].type == "run_completed"
+    seqs = [e.seq for e in events]
+    assert seqs == list(range(seqs[0], seqs[0] + len(seqs)))
+    text = "".join(e.text for e in events if isinstance(e, ev.TokenDelta))
+    assert text == "t1 t2 t3"
+
+
+def test_a_failed_run_exits_1_and_says_why(bassi: Bassi) -> None:
+    result = bassi("run", "/fail")
+    assert result.returncode == 1
+    assert "run failed: scripted failure" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_an_untrusted_workspace_file_cannot_switch_to_bypass(bassi: Bassi) -> None:
+    (bassi.cwd / ".bassi").mkdir()
+    (bassi.cwd / ".bassi" / "settings.toml").write_text('permission_mode = "bypass"\n')
+    result = bassi("run", "/bash echo pwned > pwned.txt")
+    assert result.returncode == 0
+    assert "ignored permission_mode = bypass (untrusted workspace" in result.stderr
+    assert not (bassi.cwd / "pwned.txt").exists()
+
+
+# --- sessions ------------------------------------------------------------------------------
+
+
+def test_sessions_list_show_and_export(history: History) -> None:
+    bassi = history.bassi
+    listed = bassi.json_lines("sessions", "list", "--json")
+    assert {r["session_id"] for r in listed} == {history.chat, history.allowed, history.denied}
+    assert all(r["status"] == "idle" for r in listed)
+
+    shown = bassi("sessions", "show", history.chat[:8])
+    assert shown.returncode == 0, shown.stderr
+    assert history.chat in shown.stdout
+    assert "Echo #2: again" in shown.stdout
+
+    exported = [ev.decode(d) for d in bassi.json_lines("sessions", "export", history.allowed)]
+    assert [e.seq for e in exported] == list(range(1, len(exported) + 1))
+    assert exported[0].type == "session_started"
+    assert any(isinstance(e, ev.ToolCallCompleted) and "hi" in e.output for e in exported)
+
+    markdown = bassi("sessions", "export", history.allowed, "--format", "markdown")
+    assert "## User\n\n/bash echo hi" in markdown.stdout
+    assert "**tool call** `bash`" in markdown.stdout
+
+
+def test_an_unknown_session_exits_2_with_one_line(history: History) -> None:
+    for args in (
+        ("sessions", "show", "no-such-session"),
+        ("events", "tail", "no-such-session"),
+    ):
+        result = history.bassi(*args)
+        assert result.returncode == 2, (args, result.stderr)
+        assert "no session with id 'no-such-session'" in one_line_error(result)
+
+
+def test_an_ended_session_takes_no_more_prompts(bassi: Bassi) -> None:
+    session = session_of(bassi("run", "hello").stderr)
+    ended = bassi("sessions", "end", session, "--reason", "done here")
+    assert ended.returncode == 0, ended.stderr
+    assert f"ended session {session}" in ended.stdout
+    refused = bassi("run", "more", "--session", session)
+    assert refused.returncode == 2
+    assert "ended" in one_line_error(refused)
+
+
+# --- events --------------------------------------------------------------------------------
+
+
+def test_events_tail_prints_the_last_events_and_a_session_from_a_cursor(history: History) -> None:
+    last = history.bassi("events", "tail", "-n", "2")
+    lines = last.stdout.splitlines()
+    assert len(lines) == 2
+    assert "message_completed" in lines[0] and "run_completed" in lines[1]
+
+    events = [
+        ev.decode(d)
+        for d in history.bassi.json_lines(
+            "events", "tail", history.chat[:8], "--after", "3", "--json"
+        )
+    ]
+    assert events[0].seq == 4
+    assert {e.session_id for e in events} == {history.chat}
+    assert events[-1].type == "run_completed"
+
+
+# --- audit ---------------------------------------------------------------------------------
+
+
+def test_audit_reports(history: History) -> None:
+    tools = history.bassi("audit", "tools", "--json")
+    rows = {r["tool_name"]: r for r in json.loads(tools.stdout)}
+    assert (rows["bash"]["decision"], rows["bash"]["decided_by"], rows["bash"]["outcome"]) == (
+        "allow",
+        "mode:bypass",
+        "completed",
+    )
+    assert (rows["write_file"]["decision"], rows["write_file"]["decided_by"]) == (
+        "deny",
+        "user:cli",
+    )
+
+    usage = history.bassi("audit", "usage", "--csv").stdout.splitlines()
+    assert usage[0].startswith("session_id,provider,model,model_calls,input_tokens")
+    assert len(usage) == 4
+
+
+def test_audit_sql_prints_a_table(history: History) -> None:
+    sql = (
+        "SELECT type, COUNT(*) AS n FROM events WHERE type LIKE 'run_%' GROUP BY type ORDER BY type"
+    )
+    result = history.bassi("audit", sql)
+    assert result.returncode == 0, result.stderr
+    rows = [line.split() for line in result.stdout.splitlines() if line.startswith("│")]
+    assert rows == [["│", "run_completed", "│", "4", "│"], ["│", "run_started", "│", "4", "│"]]
+    assert "2 rows" in result.stdout
+
+
+def test_invalid_sql_exits_1_with_the_databases_message(history: History) -> None:
+    result = history.bassi("audit", "SELEC * FROM events")
+    assert result.returncode == 1
+    assert 'near "SELEC": syntax error' in one_line_error(result)
+
+
+def test_audit_refuses_writes_and_changes_nothing(history: History) -> None:
+    def count() -> int:
+        with sqlite3.connect(history.bassi.db) as conn:
+            return int(conn.execute("SELECT COUNT(*) FROM events").fetchone()[0])
+
+    before = count()
+    for sql in (
+        "DELETE FROM events",
+        "SELECT 1; DELETE FROM events",
+    ):
+        result = history.bassi("audit", sql)
+        assert result.returncode == 1, sql
+        line = one_line_error(result)
+        assert "read-only" in line or "one statement" in line, line
+    assert count() == before
+
+
+# --- the rest ------------------------------------------------------------------------------
+
+
+def test_models_says_which_providers_have_keys_and_never_prints_one(bassi: Bassi) -> None:
+    result = bassi("models", db=False, env={"ANTHROPIC_API_KEY": "sk-ant-secret-123"})
+    assert result.returncode == 0, result.stderr
+    rows = {line.split()[1]: line for line in result.stdout.splitlines() if line.startswith("│")}
+    assert "yes" in rows["anthropic"] and "ANTHROPIC_API_KEY" in rows["anthropic"]
+    assert " no " in rows["openai"]
+    assert "scripted" in rows
+    assert "sk-ant-secret" not in result.stdout
+
+
+def test_db_check_passes_on_a_database_bassi_made(history: History) -> None:
+    result = history.bassi("db", "check")
+    assert (result.returncode, result.stdout.strip()) == (0, "ok: revision 0001, schema matches")
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("run",), "Missing argument"),
+        (("audit", "tools", "--json", "--csv"), "choose one of --json and --csv"),
+    ],
+)
+def test_usage_errors_exit_2_with_one_line(
+    bassi: Bassi, args: tuple[str, ...], message: str
+) -> None:
+    result = bassi(*args)
+    assert result.returncode == 2
+    assert message in one_line_error(result)
