@@ -1,0 +1,264 @@
+"""The WebSocket and SSE streams against a real server, with real clients."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import socket
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
+
+import httpx
+import pytest
+from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import InvalidStatus
+
+from tests.web.conftest import ThreadServer
+from tests.web.helpers import create_session, events, prompt, wait_idle
+
+
+@pytest.fixture
+def client(server: ThreadServer) -> Iterator[httpx.Client]:
+    with httpx.Client(base_url=server.url, timeout=10) as client:
+        yield client
+
+
+@pytest.fixture
+async def aclient(server: ThreadServer) -> AsyncIterator[httpx.AsyncClient]:
+    async with httpx.AsyncClient(base_url=server.url, timeout=10) as client:
+        yield client
+
+
+async def read_until_seq(ws: ClientConnection, seq: int) -> list[dict[str, Any]]:
+    """Event frames until the one with `seq` (other frames are skipped)."""
+    frames: list[dict[str, Any]] = []
+    while not frames or frames[-1]["seq"] < seq:
+        frame = json.loads(await asyncio.wait_for(ws.recv(), 10))
+        if "seq" in frame:
+            frames.append(frame)
+    return frames
+
+
+async def read_until_type(ws: ClientConnection, event_type: str) -> list[dict[str, Any]]:
+    frames: list[dict[str, Any]] = []
+    while not frames or frames[-1].get("type") != event_type:
+        frames.append(json.loads(await asyncio.wait_for(ws.recv(), 10)))
+    return frames
+
+
+async def test_websocket_events_equal_the_event_list_and_resume_after_n(
+    server: ThreadServer, client: httpx.Client
+) -> None:
+    session_id = create_session(client)
+    prompt(client, session_id, "/stream 30")
+    wait_idle(client, session_id)
+    prompt(client, session_id, "hello")
+    wait_idle(client, session_id)
+    listed = events(client, session_id)
+    last = listed[-1]["seq"]
+    url = f"{server.ws_url}/api/sessions/{session_id}/ws"
+
+    async with connect(f"{url}?after=0") as ws:
+        assert await read_until_seq(ws, last) == listed
+
+    async with connect(f"{url}?after=17") as ws:
+        rest = await read_until_seq(ws, last)
+        assert rest == listed[17:]
+        # Exactly the rest: the next frame is the next new event, not a repeat.
+        await ws.send(json.dumps({"type": "prompt", "content": "more", "id": "p1"}))
+        following = await read_until_type(ws, "run_completed")
+        replies = [f for f in following if f["type"] == "reply"]
+        assert replies == [
+            {
+                "type": "reply",
+                "id": "p1",
+                "command": "prompt",
+                "ok": True,
+                "run_id": replies[0]["run_id"],
+            }
+        ]
+        live = [f for f in following if "seq" in f]
+        assert [f["seq"] for f in live] == list(range(last + 1, last + 1 + len(live)))
+        assert live == events(client, session_id, after=last)
+
+
+async def test_websocket_follows_a_live_run_from_the_start(
+    server: ThreadServer, aclient: httpx.AsyncClient
+) -> None:
+    session_id = (await aclient.post("/api/sessions", json={})).json()["id"]
+    async with connect(f"{server.ws_url}/api/sessions/{session_id}/ws") as ws:
+        await aclient.post(f"/api/sessions/{session_id}/prompts", json={"content": "/stream 50 2"})
+        frames = await read_until_type(ws, "run_completed")
+    listed = (await aclient.get(f"/api/sessions/{session_id}/events")).json()["events"]
+    assert frames == listed
+
+
+def _small_receive_buffer(port: int) -> socket.socket:
+    """A connected socket whose kernel receive buffer is tiny, so the server feels the slowness."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    sock.connect(("127.0.0.1", port))
+    sock.setblocking(False)
+    return sock
+
+
+async def test_a_slow_client_never_slows_the_agent_and_still_gets_every_event(
+    make_server: Any,
+) -> None:
+    server: ThreadServer = make_server(app_options={"stream_queue_size": 8})
+    async with httpx.AsyncClient(base_url=server.url, timeout=10) as http:
+        session_id = (await http.post("/api/sessions", json={})).json()["id"]
+        url = f"{server.ws_url}/api/sessions/{session_id}/ws?after=0"
+        sock = _small_receive_buffer(server.settings.port)
+        async with connect(url, sock=sock, max_queue=4) as ws:
+            await http.post(f"/api/sessions/{session_id}/prompts", json={"content": "/stream 3000"})
+            # Read one frame every 50 ms (the agent makes one every fraction of a millisecond)
+            # until the run has finished on the server.
+            frames: list[dict[str, Any]] = []
+            while True:
+                frames.append(json.loads(await asyncio.wait_for(ws.recv(), 10)))
+                status = (await http.get(f"/api/sessions/{session_id}")).json()["status"]
+                if status == "idle":
+                    break
+                await asyncio.sleep(0.05)
+            read_while_running = len(frames)
+            listed = (
+                await http.get(f"/api/sessions/{session_id}/events", params={"limit": 10_000})
+            ).json()["events"]
+            assert len(listed) > 3000
+            assert read_while_running < len(listed) / 10  # the run did not wait for the reader
+            frames += await read_until_seq(ws, listed[-1]["seq"])
+        metrics = (await http.get("/metrics")).text
+
+    assert frames == listed  # every event, once, in order
+    drops = next(
+        float(line.split()[-1])
+        for line in metrics.splitlines()
+        if line.startswith("bassi_subscriber_drops_total")
+    )
+    assert drops > 0  # it really fell behind, and caught up from the log
+
+
+async def test_websocket_commands_prompt_approve_cancel_and_errors(
+    server: ThreadServer, aclient: httpx.AsyncClient
+) -> None:
+    session_id = (await aclient.post("/api/sessions", json={})).json()["id"]
+    async with connect(f"{server.ws_url}/api/sessions/{session_id}/ws") as ws:
+        seen: list[dict[str, Any]] = []  # event frames that arrived while awaiting a reply
+
+        async def command(body: Any) -> dict[str, Any]:
+            await ws.send(body if isinstance(body, str | bytes) else json.dumps(body))
+            while True:
+                frame = json.loads(await asyncio.wait_for(ws.recv(), 10))
+                if frame["type"] in ("reply", "pong"):
+                    return frame
+                seen.append(frame)
+
+        assert (await command({"type": "ping", "id": 7}))["type"] == "pong"
+        idle_cancel = await command({"type": "cancel", "id": 1})
+        assert idle_cancel["ok"] is False and idle_cancel["status"] == 409
+        assert idle_cancel["error"]["type"] == "InvalidStateError"
+        for bad in ("not json", b"\x00binary", {"type": "launch"}, {"type": "prompt"}):
+            reply = await command(bad)
+            assert reply["ok"] is False and reply["status"] == 422, bad
+
+        started = await command({"type": "prompt", "content": "/bash echo hi"})
+        assert started["ok"] is True
+        busy = await command({"type": "prompt", "content": "again"})
+        assert busy["ok"] is False and busy["status"] == 409
+        frames = await read_until_type(ws, "permission_requested")
+        tool_call_id = frames[-1]["tool_call_id"]
+        wrong = await command({"type": "approval", "tool_call_id": "nope", "decision": "allow"})
+        assert wrong["ok"] is False and wrong["status"] == 404
+        approved = await command(
+            {"type": "approval", "tool_call_id": tool_call_id, "decision": "allow", "id": "a"}
+        )
+        assert approved == {"type": "reply", "id": "a", "command": "approval", "ok": True}
+        frames = await read_until_type(ws, "run_completed")
+        [done] = [f for f in frames if f.get("type") == "tool_call_completed"]
+        assert done["output"].startswith("hi")
+
+        await command({"type": "prompt", "content": "/stream 1000 20"})
+        await read_until_type(ws, "token_delta")
+        cancelled = await command({"type": "cancel", "mode": "immediate"})
+        assert cancelled["ok"] is True
+        if seen[-1]["type"] != "run_cancelled":
+            seen += await read_until_type(ws, "run_cancelled")
+        assert seen[-1]["mode"] == "immediate"
+
+
+async def test_websocket_handshake_errors(server: ThreadServer, client: httpx.Client) -> None:
+    session_id = create_session(client)
+    base = f"{server.ws_url}/api/sessions"
+    cases = [
+        (f"{base}/00000000-0000-0000-0000-000000000000/ws", 404, "SessionNotFound"),
+        (f"{base}/{session_id}/ws?after=-1", 422, "ConfigError"),
+        (f"{base}/{session_id}/ws?after=abc", 422, "ConfigError"),
+    ]
+    for url, status, error_type in cases:
+        with pytest.raises(InvalidStatus) as refused:
+            async with connect(url):
+                pass
+        response = refused.value.response
+        assert response.status_code == status, url
+        assert json.loads(response.body or b"{}")["error"]["type"] == error_type
+
+
+def _sse(
+    lines: Iterator[str], until_seq: int = 0, until_type: str = ""
+) -> list[tuple[str, dict[str, Any]]]:
+    """(id, data) of SSE messages until the one with seq `until_seq` or type `until_type`."""
+    received: list[tuple[str, dict[str, Any]]] = []
+    fields: dict[str, str] = {}
+    for line in lines:
+        if line == "":
+            if "data" in fields:
+                data = json.loads(fields["data"])
+                received.append((fields.get("id", ""), data))
+                if data["type"] == until_type or (until_seq and data["seq"] >= until_seq):
+                    return received
+            fields = {}
+        elif not line.startswith(":"):
+            name, _, value = line.partition(":")
+            fields[name] = value.removeprefix(" ")
+    raise AssertionError("the stream ended early")
+
+
+def test_sse_ids_are_seqs_and_last_event_id_resumes(
+    server: ThreadServer, client: httpx.Client
+) -> None:
+    session_id = create_session(client)
+    prompt(client, session_id, "/stream 10")
+    wait_idle(client, session_id)
+    listed = events(client, session_id)
+    last = listed[-1]["seq"]
+    url = f"/api/sessions/{session_id}/stream"
+
+    with client.stream("GET", url) as response:
+        assert response.status_code == 200
+        assert response.headers["content-type"].startswith("text/event-stream")
+        received = _sse(response.iter_lines(), last)
+    assert [data for _, data in received] == listed
+    assert [int(event_id) for event_id, _ in received] == [e["seq"] for e in listed]
+
+    with client.stream("GET", url, headers={"Last-Event-ID": "5"}) as response:
+        resumed = _sse(response.iter_lines(), last)
+    assert [data for _, data in resumed] == listed[5:]
+
+    with client.stream("GET", url, params={"after": 8}) as response:
+        assert [data for _, data in _sse(response.iter_lines(), last)] == listed[8:]
+
+    bad = client.get(url, headers={"Last-Event-ID": "x"})
+    assert bad.status_code == 422
+
+
+def test_sse_follows_a_live_run(server: ThreadServer, client: httpx.Client) -> None:
+    session_id = create_session(client)
+    with (
+        httpx.Client(base_url=server.url, timeout=10) as other,
+        other.stream("GET", f"/api/sessions/{session_id}/stream", params={"after": 1}) as response,
+    ):
+        lines = response.iter_lines()
+        prompt(client, session_id, "/stream 20 5")
+        received = _sse(lines, until_type="run_completed")
+    assert [data for _, data in received] == events(client, session_id, after=1)
