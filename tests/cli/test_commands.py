@@ -232,3 +232,9 @@ def test_usage_errors_exit_2_with_one_line(
     result = bassi(*args)
     assert result.returncode == 2
     assert message in one_line_error(result)
+
+
+def test_serve_refuses_an_exposed_bind_without_a_token_in_one_line(bassi: Bassi) -> None:
+    result = bassi("serve", "--host", "0.0.0.0", "--port", "1")
+    assert result.returncode == 2
+    assert "refusing to listen on 0.0.0.0 without a token" in one_line_error(result)
