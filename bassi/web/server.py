@@ -7,19 +7,23 @@ same thing as `bassi serve`.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import ipaddress
 import os
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from types import FrameType
-from typing import Any
-
-import uvicorn
-from fastapi import FastAPI
+from typing import TYPE_CHECKING, Any
 
 from bassi.errors import BassiError, ConfigError
 from bassi.settings import Settings
-from bassi.web.app import create_app
+
+if TYPE_CHECKING:
+    from fastapi import FastAPI
+
+# uvicorn and the app are imported only once the settings are known to be servable, so a
+# refused bind answers at once instead of after loading the whole web stack.
 
 _SETTINGS_VARIABLE = "BASSI_WEB_SETTINGS"
 """Carries the settings to the app factory in `--reload` mode (the worker is a new process)."""
@@ -62,20 +66,6 @@ def uvicorn_options(settings: Settings) -> dict[str, Any]:
     }
 
 
-class _Server(uvicorn.Server):
-    """uvicorn's server, telling open streams to end as soon as shutdown begins."""
-
-    def __init__(self, config: uvicorn.Config, app: FastAPI) -> None:
-        super().__init__(config)
-        self.app = app
-
-    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
-        context = getattr(self.app.state, "web", None)
-        if context is not None:
-            context.drain()
-        super().handle_exit(sig, frame)
-
-
 def run_server(*, settings: Settings, reload: bool = False) -> None:
     """Serve until SIGINT/SIGTERM; the store is flushed before this returns.
 
@@ -83,6 +73,10 @@ def run_server(*, settings: Settings, reload: bool = False) -> None:
     the database cannot be opened.
     """
     check_bind(settings)
+    import uvicorn
+
+    from bassi.web.app import create_app
+
     if reload:
         os.environ[_SETTINGS_VARIABLE] = settings.model_dump_json()
         uvicorn.run(
@@ -94,7 +88,27 @@ def run_server(*, settings: Settings, reload: bool = False) -> None:
         )
         return
     app = create_app(settings)
-    server = _Server(uvicorn.Config(app, **uvicorn_options(settings)), app)
+
+    class Server(uvicorn.Server):
+        """Ends open streams as soon as shutdown begins, and exits 0 after a clean shutdown."""
+
+        def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+            context = getattr(app.state, "web", None)
+            if context is not None:
+                context.drain()
+            super().handle_exit(sig, frame)
+
+        @contextlib.contextmanager
+        def capture_signals(self) -> Iterator[None]:
+            with super().capture_signals():
+                yield
+                # uvicorn re-raises the signal it caught once it has shut down, so the process
+                # would die "by SIGTERM"; a requested, completed shutdown is a normal exit.
+                captured = getattr(self, "_captured_signals", None)
+                if isinstance(captured, list):
+                    captured.clear()
+
+    server = Server(uvicorn.Config(app, **uvicorn_options(settings)))
     server.run()
     error = app.state.startup_error
     if isinstance(error, BassiError):
@@ -105,6 +119,8 @@ def run_server(*, settings: Settings, reload: bool = False) -> None:
 
 def app_from_environment() -> FastAPI:
     """App factory for `--reload`: the settings come from the parent process."""
+    from bassi.web.app import create_app
+
     raw = os.environ.get(_SETTINGS_VARIABLE)
     settings = Settings.model_validate_json(raw) if raw else Settings.load()
     return create_app(settings)
