@@ -6,8 +6,8 @@ workspace's `.bassi/settings.toml`, `BASSI_*` environment variables, then explic
 the two files combine (home first).
 
 A workspace file comes with the code it sits in, so it is not trusted by default: it may add
-rules and tighten settings, but `permission_mode = "bypass"` and command `hooks` from it are
-ignored (with a warning) unless the home config says `trust_workspace_settings = true` or
+deny and ask rules and tighten settings, but its `allow:` rules, `permission_mode = "bypass"`
+or `"accept_edits"`, and command `hooks` are ignored (with a warning) unless the home config says `trust_workspace_settings = true` or
 `BASSI_TRUST_WORKSPACE=1` is set. The workspace file cannot trust itself.
 """
 
@@ -153,9 +153,14 @@ def _merge_workspace(
         log.warning("%s: ignored trust_workspace_settings (only the home config can set it)", path)
     if not trusted:
         ignored = [key for key in _NEEDS_TRUST if workspace.get(key)]
-        if workspace.get("permission_mode") == "bypass":
-            ignored.insert(0, "permission_mode = bypass")
-            del workspace["permission_mode"]
+        if workspace.get("permission_mode") in ("bypass", "accept_edits"):
+            ignored.insert(0, f"permission_mode = {workspace.pop('permission_mode')}")
+        rules = workspace.get("rules")
+        if isinstance(rules, list):
+            allows = [r for r in rules if isinstance(r, str) and r.strip().startswith("allow:")]
+            if allows:
+                ignored.append(f"allow rules {allows}")
+                workspace["rules"] = [r for r in rules if r not in allows]
         for key in _NEEDS_TRUST:
             workspace.pop(key, None)
         if ignored:

@@ -121,3 +121,20 @@ def test_unknown_and_invalid_settings_name_the_problem(home: Path, workspace: Pa
     (workspace / ".bassi" / "settings.toml").write_text("port = 'eighty'\n")
     with pytest.raises(ConfigError, match="invalid setting port"):
         load(home, workspace)
+
+
+def test_an_untrusted_workspace_cannot_allow_more_or_accept_edits(
+    home: Path, workspace: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    (workspace / ".bassi" / "settings.toml").write_text(
+        'permission_mode = "accept_edits"\nrules = ["allow:bash(*)", "ask:write_file(*)"]\n'
+    )
+    with caplog.at_level(logging.WARNING, logger="bassi.settings"):
+        settings = load(home, workspace)
+    assert settings.permission_mode == "default"
+    assert settings.rules == ("ask:write_file(*)",)
+    [warning] = [r.getMessage() for r in caplog.records]
+    assert "accept_edits" in warning and "allow:bash(*)" in warning
+    trusted = load(home, workspace, BASSI_TRUST_WORKSPACE="1")
+    assert trusted.permission_mode == "accept_edits"
+    assert trusted.rules == ("allow:bash(*)", "ask:write_file(*)")

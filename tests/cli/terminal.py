@@ -74,7 +74,7 @@ class Terminal:
     def ctrl_c(self) -> None:
         self.send("\x03")
 
-    def wait(self, timeout: float = 20) -> int:
+    def wait(self, timeout: float = 60) -> int:
         deadline = time.monotonic() + timeout
         while self.process.poll() is None and time.monotonic() < deadline:
             self._read(0.05)

@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import shutil
 import sqlite3
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -13,7 +10,6 @@ import pytest
 from bassi.store import migrate
 from bassi.store.log import SqlEventLog
 
-ROOT = Path(__file__).resolve().parents[2]
 GUARDS = {
     ("trigger", "events_no_update"),
     ("trigger", "events_no_delete"),
@@ -93,34 +89,4 @@ async def test_postgres_guards_survive_downgrade_and_upgrade(pg_url: str) -> Non
         await log.close()
 
 
-@pytest.mark.slow
-def test_a_wheel_built_from_the_repo_upgrades_a_database_in_a_fresh_venv(tmp_path: Path) -> None:
-    uv = shutil.which("uv")
-    if uv is None:
-        pytest.fail("uv is needed to build the wheel")
-    dist = tmp_path / "dist"
-    subprocess.run(
-        [uv, "build", "--wheel", "--out-dir", str(dist), str(ROOT)], check=True, capture_output=True
-    )
-    [wheel] = dist.glob("bassi-*.whl")
-    venv = tmp_path / "venv"
-    subprocess.run(
-        [uv, "venv", "--python", sys.executable, str(venv)], check=True, capture_output=True
-    )
-    python = venv / "bin" / "python"
-    subprocess.run(
-        [uv, "pip", "install", "--python", str(python), str(wheel)], check=True, capture_output=True
-    )
-    workdir = tmp_path / "elsewhere"  # nowhere near the source checkout
-    workdir.mkdir()
-    db = workdir / "fresh.db"
-    result = subprocess.run(
-        [str(venv / "bin" / "bassi"), "db", "upgrade", "--db", str(db)],
-        cwd=workdir,
-        capture_output=True,
-        text=True,
-        env={"PATH": "/usr/bin:/bin", "HOME": str(tmp_path)},
-    )
-    assert result.returncode == 0, result.stderr
-    assert "revision 0001" in result.stdout
-    assert schema_objects(db) >= GUARDS
+# The wheel built from the repo is tested in tests/cli/test_wheel.py (db upgrade and a run).

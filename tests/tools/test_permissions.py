@@ -280,7 +280,11 @@ async def test_rules_and_hooks_load_from_the_workspace_settings_file(
         'command = "exit 0"\n'
         'name = "noop"\n'
     )
-    settings = Settings.load(environ={}, workspace=workspace, overrides={"home": tmp_path / "home"})
+    settings = Settings.load(
+        environ={"BASSI_TRUST_WORKSPACE": "1"},
+        workspace=workspace,
+        overrides={"home": tmp_path / "home"},
+    )
     policy = PermissionPolicy.from_settings(settings)
     assert [h.name for h in policy.hooks] == ["noop"]
     assert (await policy.decide(bash, {"command": "make all"}, ctx)).outcome == "allow"
