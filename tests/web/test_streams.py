@@ -262,3 +262,15 @@ def test_sse_follows_a_live_run(server: ThreadServer, client: httpx.Client) -> N
         prompt(client, session_id, "/stream 20 5")
         received = _sse(lines, until_type="run_completed")
     assert [data for _, data in received] == events(client, session_id, after=1)
+
+
+async def test_quiet_streams_get_keepalives(make_server: Any) -> None:
+    server: ThreadServer = make_server(app_options={"ping_interval": 0.2})
+    with httpx.Client(base_url=server.url, timeout=10) as client:
+        session_id = create_session(client)
+        with client.stream("GET", f"/api/sessions/{session_id}/stream") as response:
+            lines = response.iter_lines()
+            assert ": ping" in [next(lines) for _ in range(8)]
+    async with connect(f"{server.ws_url}/api/sessions/{session_id}/ws") as ws:
+        assert json.loads(await ws.recv())["type"] == "session_started"
+        assert json.loads(await asyncio.wait_for(ws.recv(), 5)) == {"type": "ping"}

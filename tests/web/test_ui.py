@@ -127,6 +127,16 @@ def test_chat_streams_a_reply_in(watched: Watched, ui_server: ProcessServer) -> 
     expect(page.locator(".notice.run-end").last).to_contain_text("Run completed")
     expect(page.locator("#usage")).not_to_have_text(re.compile(r"^0 in · 0 out"))
 
+    # Thinking is shown collapsed, and opens on a click.
+    send(page, "/think weighing the options")
+    thinking = page.locator("details.thinking").last
+    expect(thinking.locator("summary")).to_have_text("Thinking")
+    expect(thinking.locator(".thinking-text")).to_be_hidden()
+    thinking.locator("summary").click()
+    expect(thinking.locator(".thinking-text")).to_be_visible()
+    expect(thinking.locator(".thinking-text")).not_to_be_empty()
+    expect(page.locator("#session-status")).to_have_text("idle")
+
     # The event inspector lists every event with its seq, type and JSON.
     page.click("#toggle-inspector")
     rows = page.locator("#inspector-list .event-row")
