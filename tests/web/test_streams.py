@@ -266,11 +266,11 @@ def test_sse_follows_a_live_run(server: ThreadServer, client: httpx.Client) -> N
 
 async def test_quiet_streams_get_keepalives(make_server: Any) -> None:
     server: ThreadServer = make_server(app_options={"ping_interval": 0.2})
-    with httpx.Client(base_url=server.url, timeout=10) as client:
-        session_id = create_session(client)
-        with client.stream("GET", f"/api/sessions/{session_id}/stream") as response:
-            lines = response.iter_lines()
-            assert ": ping" in [next(lines) for _ in range(8)]
+    async with httpx.AsyncClient(base_url=server.url, timeout=10) as client:
+        session_id = (await client.post("/api/sessions", json={})).json()["id"]
+        async with client.stream("GET", f"/api/sessions/{session_id}/stream") as response:
+            lines = response.aiter_lines()
+            assert ": ping" in [await anext(lines) for _ in range(8)]
     async with connect(f"{server.ws_url}/api/sessions/{session_id}/ws") as ws:
         assert json.loads(await ws.recv())["type"] == "session_started"
         assert json.loads(await asyncio.wait_for(ws.recv(), 5)) == {"type": "ping"}
