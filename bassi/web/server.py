@@ -10,6 +10,7 @@ import argparse
 import contextlib
 import ipaddress
 import os
+import socket
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -66,11 +67,26 @@ def uvicorn_options(settings: Settings) -> dict[str, Any]:
     }
 
 
+def bind(host: str, port: int) -> socket.socket:
+    """A listening-ready TCP socket on host:port (OSError when the port is taken)."""
+    family, kind, proto, _, address = socket.getaddrinfo(
+        host.strip("[]"), port, type=socket.SOCK_STREAM
+    )[0]
+    sock = socket.socket(family, kind, proto)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(address)
+    except OSError:
+        sock.close()
+        raise
+    return sock
+
+
 def run_server(*, settings: Settings, reload: bool = False) -> None:
     """Serve until SIGINT/SIGTERM; the store is flushed before this returns.
 
-    Raises ConfigError for a non-loopback host without a token, and the manager's error when
-    the database cannot be opened.
+    Raises ConfigError for a non-loopback host without a token, OSError when the port is
+    taken, and the manager's error when the database cannot be opened.
     """
     check_bind(settings)
     import uvicorn
@@ -109,7 +125,13 @@ def run_server(*, settings: Settings, reload: bool = False) -> None:
                     captured.clear()
 
     server = Server(uvicorn.Config(app, **uvicorn_options(settings)))
-    server.run()
+    # Bind before the lifespan opens the database: a taken port must fail before recovery
+    # touches the runs of whatever already serves there.
+    listener = bind(settings.host, settings.port)
+    try:
+        server.run(sockets=[listener])
+    finally:
+        listener.close()
     error = app.state.startup_error
     if isinstance(error, BassiError):
         raise error
@@ -154,6 +176,11 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     except BassiError as exc:
         print(f"bassi: {exc}", file=sys.stderr)
+        return 1
+    except OSError as exc:
+        print(
+            f"bassi: cannot serve on {args.host or '127.0.0.1'}:{args.port}: {exc}", file=sys.stderr
+        )
         return 1
     return 0
 

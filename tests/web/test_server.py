@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import socket
 import time
 from typing import Any
 
@@ -103,3 +104,14 @@ def test_sigkill_mid_run_then_restart_recovers_the_run(process_server: Any) -> N
         assert failed["interrupted"] is True and failed["tool_call_id"] == tool_call_id
         assert events(client, session_id)[-1]["type"] == "run_completed"
         assert "interrupted" in json.dumps(final["messages"])
+
+
+def test_a_taken_port_fails_before_the_database_is_touched(process_server: Any) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        server = process_server(port=taken.getsockname()[1])
+        server.start(wait=False)
+        assert server.process.wait(timeout=60) == 1
+    assert f"bassi: cannot serve on 127.0.0.1:{server.port}" in server.log.read_text()
+    assert not server.db.exists()  # recovery never ran against a daemon that may own it
