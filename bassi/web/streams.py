@@ -20,7 +20,7 @@ import json
 from collections.abc import AsyncIterator
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Header, Query, Request
+from fastapi import APIRouter, Header, Query
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 from starlette.background import BackgroundTask
@@ -242,7 +242,6 @@ async def _command(session: Session, text: str | None, context: WebContext) -> d
 
 @router.get("/api/sessions/{session_id}/stream")
 async def session_events(
-    request: Request,
     session_id: str,
     context: Context,
     after: Annotated[int | None, Query(ge=0, description="Start after this seq.")] = None,
