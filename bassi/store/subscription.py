@@ -47,6 +47,8 @@ class SubscriberStats:
     queued: int
     drops: int
     catch_ups: int
+    lag: int
+    """Committed events of its stream that it has not consumed yet (head - cursor)."""
 
 
 Reader = Callable[[int, int], Awaitable[Sequence[ev.Event]]]
@@ -218,4 +220,5 @@ class Subscription(AsyncIterator[ev.Event]):
             queued=self._queue.qsize(),
             drops=self.drops,
             catch_ups=self.catch_ups,
+            lag=max(0, self._head() - self.cursor),
         )

@@ -58,6 +58,7 @@ async def test_a_drop_mode_subscriber_never_slows_the_producer(store: EventStore
         await store.append(delta("s", n))
     await asyncio.wait_for(store.flush(), 10)
     assert sub.stats().drops == 196
+    assert sub.stats().lag == 200
     got = await asyncio.wait_for(take(sub, 200), 10)
     assert [e.seq for e in got] == list(range(1, 201))
 
