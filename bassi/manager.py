@@ -125,9 +125,9 @@ class Session:
             raise InvalidStateError("prompt is empty", state="empty", expected="text")
         async with self._start_lock:
             self._check_can_run()
-            model = self._manager.model_for(
-                self._state.model
-            )  # ConfigError before anything is written
+            # A bad model spec is a ConfigError before anything is written.
+            model = self._manager.model_for(self._state.model)
+            await self._close_orphaned_run()
             run_id = ev.new_id()
             ids = {"session_id": self.id, "run_id": run_id}
             await self.append(
@@ -155,6 +155,46 @@ class Session:
                 yield event
         finally:
             sub.close()
+
+    async def _close_orphaned_run(self) -> None:
+        """End a run whose task is gone but whose terminal event never committed.
+
+        That happens when the store failed (disk full, say) while the run was ending: the
+        run could not record its own end. Record it now, before a new run starts.
+        """
+        run_id = self._state.current_run_id
+        if run_id is None or self.run_active:
+            return
+        ids = {"session_id": self.id, "run_id": run_id}
+        closing: list[ev.Event] = []
+        for call in self._state.open_tool_calls.values():
+            if call.tool_call_id in self._state.pending_approvals:
+                closing.append(
+                    ev.PermissionDecided(
+                        **ids,
+                        tool_call_id=call.tool_call_id,
+                        tool_name=call.tool_name,
+                        decision="deny",
+                        decided_by="recovery",
+                        reason="the run ended before anyone answered",
+                    )
+                )
+            closing.append(
+                ev.ToolCallFailed(
+                    **ids,
+                    tool_call_id=call.tool_call_id,
+                    tool_name=call.tool_name,
+                    error="the run ended abnormally; the outcome of this call is unknown",
+                    error_type="Interrupted",
+                    interrupted=True,
+                )
+            )
+        reason = "the run could not record its end (the event store failed)"
+        await self.append(
+            *closing,
+            ev.Error(**ids, where="store", error_type="PersistenceError", message=reason),
+            ev.RunFailed(**ids, error_type="PersistenceError", message=reason),
+        )
 
     def _check_can_run(self) -> None:
         if self._stale is not None:
@@ -187,7 +227,7 @@ class Session:
             output_cap=settings.tool_output_cap,
         )
         self._task = asyncio.get_running_loop().create_task(
-            self._agent.run(run_id), name=f"bassi-run-{run_id}"
+            _run_logged(self._agent, run_id), name=f"bassi-run-{run_id}"
         )
 
     async def approve(
@@ -527,6 +567,17 @@ class SessionManager:
 
     async def __aexit__(self, *exc: object) -> None:
         await self.close()
+
+
+async def _run_logged(agent: Agent, run_id: str) -> None:
+    # A run only raises when it could not even record its failure (the store is down);
+    # the next prompt closes it (`_close_orphaned_run`), recovery does after a restart.
+    try:
+        await agent.run(run_id)
+    except asyncio.CancelledError:
+        raise
+    except Exception:
+        log.exception("run %s ended without recording its end", run_id)
 
 
 def _pick_default_model(settings: Settings, environ: Mapping[str, str]) -> tuple[str, bool]:

@@ -19,6 +19,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from bassi.errors import (
     ApprovalNotFound,
     BassiError,
+    ConcurrencyError,
     ConfigError,
     EventDecodeError,
     InvalidStateError,
@@ -34,6 +35,7 @@ _STATUS: tuple[tuple[type[BaseException], int], ...] = (
     (SessionNotFound, 404),
     (ApprovalNotFound, 404),
     (InvalidStateError, 409),
+    (ConcurrencyError, 409),  # another process is driving this session
     (PayloadTooLarge, 413),
     (ConfigError, 422),
     (ToolInputError, 422),

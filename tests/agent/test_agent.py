@@ -199,3 +199,61 @@ async def test_a_second_manager_beside_a_live_one_leaves_its_runs_alone(
         ends = await daemon.store.query(session_id=session.id, types=list(ev.TERMINAL_RUN_TYPES))
         assert [e.type for e in ends] == ["run_completed"]
         assert not await daemon.store.query(session_id=session.id, types=["session_recovered"])
+
+
+async def test_a_full_disk_fails_the_run_cleanly_and_the_session_recovers(
+    tmp_path: Path, db_path: str
+) -> None:
+    from bassi.settings import database_url
+    from bassi.store.eventstore import EventStore
+
+    store = await EventStore.open(database_url(db_path), retry_for=0.3)
+    manager = SessionManager(store, make_settings(tmp_path))
+    try:
+        session = await manager.create(model="scripted")
+        assert await run_text(session, "before") == "Echo #1: before"
+        pages = await _scalar(store, "PRAGMA page_count")
+        await store.log.execute_raw(f"PRAGMA max_page_count = {pages}")  # the disk is full now
+        events = [e async for e in session.send("/stream 3000 0")]
+        assert [e.type for e in events[-2:]] == ["error", "run_failed"]
+        assert "full" in events[-2].message  # type: ignore[union-attr]
+        await store.log.execute_raw("PRAGMA max_page_count = 1073741823")  # space freed
+        assert await run_text(session, "after") == "Echo #3: after"
+    finally:
+        await manager.close()
+
+
+async def test_a_run_that_could_not_record_its_end_is_closed_before_the_next(
+    tmp_path: Path, db_path: str
+) -> None:
+    from bassi.settings import database_url
+    from bassi.store import migrate
+    from bassi.store.eventstore import EventStore
+    from tests.store.test_subscribers import FlakyLog
+
+    log = FlakyLog(database_url(db_path))
+    await migrate.upgrade(log.writer)
+    store = EventStore(log, retry_for=0.2)
+    await store.start()
+    manager = SessionManager(store, make_settings(tmp_path))
+    try:
+        session = await manager.create(model="scripted")
+        await session.prompt("/stream 40 10")
+        await asyncio.sleep(0.1)
+        log.failing = True  # the database is gone: not even the run's failure can be written
+        await asyncio.wait_for(session.wait(), 30)
+        assert not session.run_active and session.state.current_run_id is not None
+        log.failing = False
+        assert await run_text(session, "again") == "Echo #2: again"
+        ends = await store.query(session_id=session.id, types=list(ev.TERMINAL_RUN_TYPES))
+        assert [e.type for e in ends] == ["run_failed", "run_completed"]
+        assert ends[0].error_type == "PersistenceError"  # type: ignore[union-attr]
+    finally:
+        await manager.close()
+
+
+async def _scalar(store: object, sql: str) -> int:
+    from sqlalchemy import text
+
+    async with store.log.writer.connect() as conn:  # type: ignore[attr-defined]
+        return int((await conn.execute(text(sql))).scalar() or 0)
