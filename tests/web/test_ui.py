@@ -99,6 +99,8 @@ def new_session(page: Page, title: str) -> None:
 
 
 def send(page: Page, text: str) -> None:
+    # A reply's text can show before its run has ended; a prompt sent then would be refused.
+    expect(page.locator("#session-status")).to_have_text("idle", timeout=15_000)
     page.fill("#prompt", text)
     page.press("#prompt", "Enter")
 
