@@ -277,14 +277,14 @@ async def after_restart(daemon: Daemon, trackers: list[Tracker]) -> dict[str, An
 
 
 async def disk_full(daemon: Daemon, trackers: list[Tracker]) -> dict[str, Any]:
-    """Cap the database mid-run past the store's retry window; expect a visible error, a live
-    daemon, and a working service once the cap is lifted."""
-    t = trackers[0]
+    """Cap the database mid-run; expect a visible error, a live daemon, and a working service
+    once the cap is lifted, with no restart."""
+    t, other = trackers[0], trackers[2]
     out: dict[str, Any] = {}
     reader = asyncio.create_task(t.read(daemon.ws_url))
-    state_url = f"{daemon.url}/api/sessions/{t.sid}"
     async with httpx.AsyncClient(timeout=60.0) as http:
         await settle(http, daemon.url, t.sid)
+        await settle(http, daemon.url, other.sid)
         run_id = await prompt(http, daemon.url, t.sid, "/stream 3000 2")
         await asyncio.sleep(0.5)
         daemon.signal(signal.SIGUSR1)
@@ -299,30 +299,40 @@ async def disk_full(daemon: Daemon, trackers: list[Tracker]) -> dict[str, Any]:
         out["unhealthy_after_s"] = round(time.monotonic() - capped, 1)
         out["health_503"] = health.get("status") == "unhealthy"
         out["health_error"] = (health.get("store") or {}).get("last_error")
-        while (await http.get(state_url)).json()["run_active"]:
-            if time.monotonic() - capped > 60:
-                break
-            await asyncio.sleep(0.2)
-        out["run_stopped_after_s"] = round(time.monotonic() - capped, 1)
+        # Another session's prompt, while the disk is full: it must fail with an error the
+        # user sees, once the store's retry window (10 s) is over.
         asked = time.monotonic()
         response = await http.post(
-            f"{daemon.url}/api/sessions/{t.sid}/prompts", json={"content": "during the outage"}
+            f"{daemon.url}/api/sessions/{other.sid}/prompts", json={"content": "during the outage"}
         )
         out["prompt_status"] = response.status_code
         out["prompt_error"] = response.json().get("error")
         out["prompt_answered_after_s"] = round(time.monotonic() - asked, 1)
         out["daemon_alive"] = daemon.alive()
+        out["capped_for_s"] = round(time.monotonic() - capped, 1)
         daemon.signal(signal.SIGUSR2)
         freed = time.monotonic()
-        state = (await http.get(state_url)).json()
-        out["status_shown_after_outage"] = state["status"]
+        await t.until(run_id, within=90)
+        ends = await events(http, daemon.url, t.sid, types=",".join(sorted(TERMINAL)))
+        mine = [e for e in ends if e["run_id"] == run_id]
+        out["outage_run_end"] = mine[0]["type"] if mine else None
+        out["outage_run_error"] = mine[0].get("message") if mine else None
+        deltas = await events(http, daemon.url, t.sid, types="token_delta")
+        out["outage_run_tokens_stored"] = sum(1 for e in deltas if e["run_id"] == run_id)
+        out["outage_run_tokens_expected"] = 3000
+        # "Runs fail cleanly": the run caught by the outage ends as run_failed, rather than
+        # carrying on with token deltas silently missing from the log.
+        out["run_failed_cleanly"] = out["outage_run_end"] == "run_failed" or (
+            out["outage_run_end"] == "run_completed" and out["outage_run_tokens_stored"] == 3000
+        )
+        state = await settle(http, daemon.url, t.sid)
+        out["status_after"] = state["status"]
         works = await takes_prompt(http, daemon.url, t.sid)
+        works = works and await takes_prompt(http, daemon.url, other.sid)
         out["works_after_freeing"] = works
         out["recovered_after_s"] = round(time.monotonic() - freed, 1)
         health_after = await http.get(f"{daemon.url}/api/health")
         out["health_after"] = health_after.status_code
-        ends = await events(http, daemon.url, t.sid, types=",".join(sorted(TERMINAL)))
-        out["outage_run_has_terminal_event"] = any(e["run_id"] == run_id for e in ends)
     reader.cancel()
     with contextlib.suppress(BaseException):
         await reader
@@ -331,6 +341,7 @@ async def disk_full(daemon: Daemon, trackers: list[Tracker]) -> dict[str, Any]:
         and out["prompt_status"] == 503
         and out["prompt_error"]
         and out["daemon_alive"]
+        and out["run_failed_cleanly"]
         and works
         and out["health_after"] == 200
     )
