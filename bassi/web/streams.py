@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+from collections import OrderedDict
 from collections.abc import AsyncIterator
 from typing import Annotated, Any, Literal
 
@@ -33,6 +34,27 @@ from bassi.store.subscription import Subscription
 from bassi.web.api import WEB_USER, Approval, check_prompt_size, decide
 from bassi.web.context import Context, WebContext, web_context
 from bassi.web.errors import deny_websocket, describe, validation_message
+
+_WIRE_CACHE: OrderedDict[str, str] = OrderedDict()
+_WIRE_CACHE_SIZE = 4096
+
+
+def wire_json(event: ev.Event) -> str:
+    """The event's wire JSON, serialized once however many streams send it.
+
+    Every live stream receives the same committed event; dumping it per client cost the agent
+    most of its rate with 50 clients. Only committed events (with a position) are cached,
+    keyed by event_id, which no two events share, in any database.
+    """
+    if event.position is None:
+        return event.model_dump_json()
+    text = _WIRE_CACHE.get(event.event_id)
+    if text is None:
+        text = _WIRE_CACHE[event.event_id] = event.model_dump_json()
+        if len(_WIRE_CACHE) > _WIRE_CACHE_SIZE:
+            _WIRE_CACHE.popitem(last=False)
+    return text
+
 
 router = APIRouter(tags=["streams"])
 
