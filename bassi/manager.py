@@ -23,6 +23,7 @@ from bassi.errors import (
     ConfigError,
     InvalidStateError,
     PayloadTooLarge,
+    PersistenceError,
     SessionNotFound,
 )
 from bassi.models.base import Model
@@ -68,6 +69,8 @@ class Session:
         self._inflight: set[asyncio.Task[None]] = set()
         self._start_lock = asyncio.Lock()
         self._stale: ConcurrencyError | None = None
+        self._lost_seen = manager.store.lost(self.id)
+        self._senders: set[Subscription] = set()  # streams of `send` waiting for a run's end
 
     @property
     def state(self) -> SessionState:
@@ -87,6 +90,12 @@ class Session:
             return
         if self._stale is not None:
             raise self._stale
+        lost = self._manager.store.lost(self.id)
+        ending = any(e.type in ev.TERMINAL_RUN_TYPES for e in events)
+        if lost > self._lost_seen and not ending:
+            # Streamed events of this run failed to commit: the log would have a silent hole.
+            self._lost_seen = lost
+            raise PersistenceError(f"{lost} streamed events of this session could not be stored")
         if not durable and not any(e.type in FOLD_TYPES for e in events):
             await self._manager.store.append_many(events)
             return
@@ -128,6 +137,7 @@ class Session:
             # A bad model spec is a ConfigError before anything is written.
             model = self._manager.model_for(self._state.model)
             await self._close_orphaned_run()
+            self._lost_seen = self._manager.store.lost(self.id)  # earlier runs' losses are told
             run_id = ev.new_id()
             ids = {"session_id": self.id, "run_id": run_id}
             await self.append(
@@ -143,6 +153,7 @@ class Session:
         """Prompt, then yield the run's events until (and including) its terminal event."""
         head = await self._manager.store.log.last_seq(self.id)
         sub = self._manager.store.subscribe(session_id=self.id, after=head, maxsize=10_000)
+        self._senders.add(sub)
         try:
             run_id = await self.prompt(content, user=user)
             async for event in sub:
@@ -154,6 +165,7 @@ class Session:
                     return
                 yield event
         finally:
+            self._senders.discard(sub)
             sub.close()
 
     async def _close_orphaned_run(self) -> None:
@@ -229,6 +241,14 @@ class Session:
         self._task = asyncio.get_running_loop().create_task(
             _run_logged(self._agent, run_id), name=f"bassi-run-{run_id}"
         )
+        self._task.add_done_callback(lambda _: self._run_gone(run_id))
+
+    def _run_gone(self, run_id: str) -> None:
+        """A run task ended; if its end never committed, `send` callers must not wait for it."""
+        if self._state.current_run_id != run_id:
+            return
+        for sub in tuple(self._senders):
+            sub.fail(PersistenceError(f"run {run_id} ended without recording its end"))
 
     async def approve(
         self, tool_call_id: str, *, always: bool = False, user: str = "user", reason: str = ""

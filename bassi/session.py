@@ -188,7 +188,11 @@ def evolve(state: SessionState, event: ev.Event) -> SessionState:
                 current_run_id=event.run_id,
                 last_run_id=event.run_id,
                 runs=state.runs if event.resumed else state.runs + 1,
-                status=SessionStatus.RUNNING,
+                status=(
+                    SessionStatus.AWAITING_APPROVAL
+                    if state.pending_approvals
+                    else SessionStatus.RUNNING
+                ),
             )
         case ev.MessageCompleted():
             message = Message(role="assistant", content=tuple(event.content))

@@ -87,7 +87,8 @@ class EventStore:
         self.max_batch = max_batch
         self.retry_for = retry_for
         self._queue: asyncio.Queue[_Pending] = asyncio.Queue(maxsize=queue_size)
-        self._heads: dict[str, int] = {}  # last seq this process committed or claimed, per session
+        self._heads: dict[str, int] = {}
+        self._lost: dict[str, int] = {}  # last seq this process committed or claimed, per session
         self._published_seq: dict[str, int] = {}
         self._published_position = 0
         self._cache: deque[ev.Event] = deque(maxlen=max_history)
@@ -202,7 +203,6 @@ class EventStore:
                 item = self._queue.get_nowait()
                 batch.append(item)
                 size += len(item.group.events)
-            self._queued -= size
             try:
                 await self._commit(batch)
             except asyncio.CancelledError:
@@ -210,6 +210,7 @@ class EventStore:
                     _settle(item, error=StoreError("the event store closed"))
                 raise
             finally:
+                self._queued -= size  # lag counts the batch until its commit is over
                 for _ in batch:
                     self._queue.task_done()
 
@@ -255,6 +256,7 @@ class EventStore:
             if group.error is not None:
                 for event in group.events:
                     self._heads.pop(event.session_id, None)  # re-learn the head from the log
+                self._lose(item, group.error)
                 _settle(item, error=group.error)
                 continue
             fresh = [e for e in group.committed if (e.position or 0) > self._published_position]
@@ -273,7 +275,20 @@ class EventStore:
         for item in batch:
             for event in item.group.events:
                 self._heads.pop(event.session_id, None)
+            self._lose(item, error)
             _settle(item, error=error)
+
+    def _lose(self, item: _Pending, error: Exception) -> None:
+        """Count a failed non-durable append's events per session, so producers learn of it."""
+        if item.future is not None or not item.group.events:
+            return
+        log.warning("%d non-durable events were not committed: %s", len(item.group.events), error)
+        for event in item.group.events:
+            self._lost[event.session_id] = self._lost.get(event.session_id, 0) + 1
+
+    def lost(self, session_id: str) -> int:
+        """How many non-durable events of a session failed to commit (and are not in the log)."""
+        return self._lost.get(session_id, 0)
 
     async def _publish(self, committed: list[ev.Event]) -> None:
         committed.sort(key=lambda e: e.position or 0)
@@ -435,12 +450,8 @@ class EventStore:
 def _settle(
     item: _Pending, *, result: list[ev.Event] | None = None, error: Exception | None = None
 ) -> None:
-    """Resolve the append's waiter; a non-durable append's failure is only logged."""
+    """Resolve the append's waiter (a non-durable append's failure is counted by `_lose`)."""
     if item.future is None:
-        if error is not None and item.group.events:
-            log.warning(
-                "%d non-durable events were not committed: %s", len(item.group.events), error
-            )
         return
     if item.future.done():
         return

@@ -257,3 +257,35 @@ async def _scalar(store: object, sql: str) -> int:
 
     async with store.log.writer.connect() as conn:  # type: ignore[attr-defined]
         return int((await conn.execute(text(sql))).scalar() or 0)
+
+
+async def test_streamed_events_lost_to_a_failing_store_fail_the_run_visibly(
+    tmp_path: Path, db_path: str
+) -> None:
+    from bassi.settings import database_url
+    from bassi.store import migrate
+    from bassi.store.eventstore import EventStore
+    from tests.store.test_subscribers import FlakyLog
+
+    log = FlakyLog(database_url(db_path))
+    await migrate.upgrade(log.writer)
+    store = EventStore(log, retry_for=0.1)
+    await store.start()
+    manager = SessionManager(store, make_settings(tmp_path))
+    try:
+        session = await manager.create(model="scripted")
+        await session.prompt("/stream 100 10")
+        await asyncio.sleep(0.2)
+        log.failing = True  # a short outage: some token deltas cannot be stored
+        await asyncio.sleep(0.4)
+        log.failing = False
+        await asyncio.wait_for(session.wait(), 30)
+        assert store.lost(session.id) > 0
+        # The run failed: it recorded that itself, or (if the store was still down when it
+        # tried) the next prompt recorded it. Either way a hole never passes as a completed run.
+        assert await run_text(session, "after") == "Echo #2: after"
+        ends = await store.query(session_id=session.id, types=["error", *ev.TERMINAL_RUN_TYPES])
+        assert [e.type for e in ends] == ["error", "run_failed", "run_completed"]
+        assert ends[0].where in ("agent", "store")  # type: ignore[union-attr]
+    finally:
+        await manager.close()
