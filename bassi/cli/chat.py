@@ -114,8 +114,11 @@ class Chat:
                     self.console.print()
                     return
                 armed = True
-                self.console.print()
-                self.say("(Ctrl-C again, Ctrl-D or /exit to quit)")
+                try:
+                    self.console.print()
+                    self.say("(Ctrl-C again, Ctrl-D or /exit to quit)")
+                except KeyboardInterrupt:  # the second Ctrl-C came before the prompt did
+                    return
                 continue
             armed = False
             text = line.strip()

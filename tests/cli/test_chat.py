@@ -82,5 +82,6 @@ def test_always_allows_the_same_call_from_then_on(chat: Terminal) -> None:
     chat.expect(r"> ")
     chat.ctrl_c()
     chat.expect(r"Ctrl-C again")
+    chat.expect(r"> ")
     chat.ctrl_c()  # twice at the prompt quits
     assert chat.wait() == 0
