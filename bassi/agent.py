@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -353,24 +353,13 @@ class Agent:
     async def _end(self, run_id: str, *terminal: ev.Event) -> None:
         """Close every open call (the history stays valid for any provider), then end the run."""
         await self.port.settle()
-        state = self.port.state
-        closing: list[ev.Event] = []
-        for call in state.open_tool_calls.values():
-            if call.tool_call_id in state.pending_approvals:
-                closing.append(
-                    ev.PermissionDecided(
-                        **self._ids(run_id),
-                        tool_call_id=call.tool_call_id,
-                        tool_name=call.tool_name,
-                        decision="deny",
-                        decided_by="cancel",
-                        reason="the run ended before anyone answered",
-                    )
-                )
-            reason = (
-                "the run was cancelled" if call.started else "the run ended before the call ran"
-            )
-            closing.append(self._failed(run_id, call, reason, "Interrupted", interrupted=True))
+        closing = close_open_calls(
+            self.port.state,
+            run_id,
+            decided_by="cancel",
+            started_reason="the run was cancelled",
+            unstarted_reason="the run ended before the call ran",
+        )
         await self.port.append(*closing, *terminal)
 
     # --- small pieces ------------------------------------------------------------------
@@ -403,8 +392,6 @@ class Agent:
         call: OpenToolCall,
         error: str,
         error_type: str,
-        *,
-        interrupted: bool = False,
     ) -> ev.ToolCallFailed:
         return ev.ToolCallFailed(
             **self._ids(run_id),
@@ -412,8 +399,49 @@ class Agent:
             tool_name=call.tool_name,
             error=error,
             error_type=error_type,
-            interrupted=interrupted,
         )
+
+
+def close_open_calls(
+    state: SessionState,
+    run_id: str,
+    *,
+    decided_by: str,
+    started_reason: str,
+    unstarted_reason: str,
+    keep: Callable[[OpenToolCall], bool] = lambda call: False,
+) -> list[ev.Event]:
+    """Events that give every open call of a run an end, so the history stays valid for any
+    provider: a deny for a call still waiting for approval, then `tool_call_failed(interrupted)`.
+    Calls for which `keep` is true are left open (recovery re-runs idempotent ones).
+    """
+    ids = {"session_id": state.session_id, "run_id": run_id}
+    closing: list[ev.Event] = []
+    for call in state.open_tool_calls.values():
+        if keep(call):
+            continue
+        if call.tool_call_id in state.pending_approvals:
+            closing.append(
+                ev.PermissionDecided(
+                    **ids,
+                    tool_call_id=call.tool_call_id,
+                    tool_name=call.tool_name,
+                    decision="deny",
+                    decided_by=decided_by,
+                    reason="the run ended before anyone answered",
+                )
+            )
+        closing.append(
+            ev.ToolCallFailed(
+                **ids,
+                tool_call_id=call.tool_call_id,
+                tool_name=call.tool_name,
+                error=started_reason if call.started else unstarted_reason,
+                error_type="Interrupted",
+                interrupted=True,
+            )
+        )
+    return closing
 
 
 def _ms(started: float) -> int:

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any, Self
 
 from bassi import events as ev
-from bassi.agent import Agent, user_answer
+from bassi.agent import Agent, close_open_calls, user_answer
 from bassi.errors import (
     ConcurrencyError,
     ConfigError,
@@ -29,7 +29,7 @@ from bassi.errors import (
 from bassi.models.base import Model
 from bassi.models.catalog import PROVIDERS
 from bassi.models.registry import get_model
-from bassi.session import FOLD_TYPES, SessionState, SessionStatus, evolve, replay
+from bassi.session import FOLD_TYPES, OpenToolCall, SessionState, SessionStatus, evolve, replay
 from bassi.settings import Settings, database_url
 from bassi.store.eventstore import EventStore
 from bassi.store.readmodel import SessionSummary
@@ -178,29 +178,13 @@ class Session:
         if run_id is None or self.run_active:
             return
         ids = {"session_id": self.id, "run_id": run_id}
-        closing: list[ev.Event] = []
-        for call in self._state.open_tool_calls.values():
-            if call.tool_call_id in self._state.pending_approvals:
-                closing.append(
-                    ev.PermissionDecided(
-                        **ids,
-                        tool_call_id=call.tool_call_id,
-                        tool_name=call.tool_name,
-                        decision="deny",
-                        decided_by="recovery",
-                        reason="the run ended before anyone answered",
-                    )
-                )
-            closing.append(
-                ev.ToolCallFailed(
-                    **ids,
-                    tool_call_id=call.tool_call_id,
-                    tool_name=call.tool_name,
-                    error="the run ended abnormally; the outcome of this call is unknown",
-                    error_type="Interrupted",
-                    interrupted=True,
-                )
-            )
+        closing = close_open_calls(
+            self._state,
+            run_id,
+            decided_by="recovery",
+            started_reason="the run ended abnormally; the outcome of this call is unknown",
+            unstarted_reason="the run ended abnormally before this call ran",
+        )
         reason = "the run could not record its end (the event store failed)"
         await self.append(
             *closing,
@@ -507,41 +491,23 @@ class SessionManager:
     async def _recover(self, session: Session, run_id: str, mode: str) -> RecoveryReport:
         state = session.state
         ids = {"session_id": session.id, "run_id": run_id}
-        closing: list[ev.Event] = []
-        for call in state.open_tool_calls.values():
-            rerun = (
-                mode == "continue"
-                and call.started
-                and call.tool_name in self.registry.names()
-                and self.registry.get(call.tool_name).idempotent
-            )
-            if rerun or (mode == "continue" and not call.started):
-                continue  # re-run (idempotent) or re-offered / still to run
-            if call.tool_call_id in state.pending_approvals:
-                closing.append(
-                    ev.PermissionDecided(
-                        **ids,
-                        tool_call_id=call.tool_call_id,
-                        tool_name=call.tool_name,
-                        decision="deny",
-                        decided_by="recovery",
-                        reason="the run was interrupted before anyone answered",
-                    )
-                )
-            closing.append(
-                ev.ToolCallFailed(
-                    **ids,
-                    tool_call_id=call.tool_call_id,
-                    tool_name=call.tool_name,
-                    error=(
-                        "the process stopped while this tool was running; its outcome is unknown"
-                        if call.started
-                        else "the process stopped before this tool ran"
-                    ),
-                    error_type="Interrupted",
-                    interrupted=True,
-                )
-            )
+
+        def keep(call: OpenToolCall) -> bool:
+            if mode != "continue":
+                return False
+            if not call.started:
+                return True  # re-offered (pending approval) or still to run
+            names = self.registry.names()
+            return call.tool_name in names and self.registry.get(call.tool_name).idempotent
+
+        closing = close_open_calls(
+            state,
+            run_id,
+            decided_by="recovery",
+            started_reason="the process stopped while this tool was running; its outcome is unknown",
+            unstarted_reason="the process stopped before this tool ran",
+            keep=keep,
+        )
         closed = [e.tool_call_id for e in closing if isinstance(e, ev.ToolCallFailed)]
         recovered = ev.SessionRecovered(
             session_id=session.id,
