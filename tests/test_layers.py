@@ -21,7 +21,12 @@ PURE = {
 }
 ADAPTERS = ("bassi.store", "bassi.models", "bassi.tools")
 APPLICATION = {"bassi.agent", "bassi.manager"}
-CONCRETE = {"bassi.store.log", "bassi.models.anthropic", "bassi.models.openai_compat"}
+CONCRETE = {
+    "bassi.store.log",
+    "bassi.store.sqlite",
+    "bassi.models.anthropic",
+    "bassi.models.openai_compat",
+}
 COMPOSITION_ROOTS = ("bassi.web.app", "bassi.cli")
 
 

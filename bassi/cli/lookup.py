@@ -9,24 +9,24 @@ from typing import TYPE_CHECKING
 from bassi.cli.app import UsageError
 from bassi.errors import SessionNotFound
 
-if TYPE_CHECKING:  # importing SQLAlchemy costs a second: only commands that read pay it
-    from bassi.store.log import SqlEventLog
+if TYPE_CHECKING:  # importing the store costs time: only commands that read pay it
     from bassi.store.readmodel import SessionSummary
+    from bassi.store.rows import EventLog
 
 
 @contextlib.asynccontextmanager
-async def reading(url: str) -> AsyncIterator[SqlEventLog]:
+async def reading(url: str) -> AsyncIterator[EventLog]:
     """The event log at `url`, for reading; closed on exit."""
-    from bassi.store.log import SqlEventLog
+    from bassi.store import open_log
 
-    log = SqlEventLog(url)
+    log = open_log(url)
     try:
         yield log
     finally:
         await log.close()
 
 
-async def find_session(log: SqlEventLog, given: str) -> SessionSummary:
+async def find_session(log: EventLog, given: str) -> SessionSummary:
     """The session whose id is `given`, or the only one starting with it (at least 4 characters)."""
     exact = await log.sessions(given)
     if exact:

@@ -20,19 +20,18 @@ import contextlib
 import itertools
 import logging
 import sqlite3
+import sys
 import time
 from collections import deque
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Self
 
-from sqlalchemy.exc import DBAPIError
-
 from bassi import events as ev
 from bassi.errors import ConcurrencyError, PersistenceError, StoreError
-from bassi.store import migrate
-from bassi.store.log import Group, SqlEventLog
+from bassi.store import open_log
 from bassi.store.readmodel import SessionSummary
+from bassi.store.rows import EventLog, Group
 from bassi.store.subscription import Overflow, SubscriberStats, Subscription
 
 log = logging.getLogger(__name__)
@@ -75,7 +74,7 @@ class EventStore:
 
     def __init__(
         self,
-        log: SqlEventLog,
+        log: EventLog,
         *,
         max_history: int = 10_000,
         queue_size: int = 10_000,
@@ -117,10 +116,10 @@ class EventStore:
         **options: Any,
     ) -> Self:
         """Open the database at `url` (an async SQLAlchemy URL), migrate it, start the writer."""
-        event_log = SqlEventLog(url, synchronous=synchronous)
+        event_log = open_log(url, synchronous=synchronous)
         try:
             if upgrade:
-                await migrate.ensure_schema(event_log.writer)
+                await event_log.ensure_schema()
         except Exception:
             await event_log.close()
             raise
@@ -228,21 +227,19 @@ class EventStore:
                 for group in groups:
                     group.error = exc
                 break
-            except (DBAPIError, OSError, sqlite3.Error) as exc:
+            except Exception as exc:
                 self._healthy = False
                 self._last_error = f"{type(exc).__name__}: {exc}"
+                if not _is_outage(exc):  # a bug, not an outage: fail these appends, keep the writer
+                    log.exception("commit failed")
+                    self._fail(batch, exc)
+                    return
                 if time.monotonic() + delay > deadline:
                     self._fail(batch, exc)
                     return
                 log.warning("commit failed, retrying in %.2fs: %s", delay, exc)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 1.0)
-            except Exception as exc:  # a bug, not an outage: fail these appends, keep the writer
-                log.exception("commit failed")
-                self._healthy = False
-                self._last_error = f"{type(exc).__name__}: {exc}"
-                self._fail(batch, exc)
-                return
         elapsed = 0.0
         if groups:  # a batch of flush markers alone proves nothing about the database
             elapsed = time.perf_counter() - started
@@ -445,6 +442,14 @@ class EventStore:
         for sub in tuple(self._subscribers):
             sub.close()
         await self.log.close()
+
+
+def _is_outage(exc: Exception) -> bool:
+    """A database or disk failure worth retrying (as opposed to a bug in bassi)."""
+    if isinstance(exc, OSError | sqlite3.Error):
+        return True
+    sa_exc = sys.modules.get("sqlalchemy.exc")  # loaded whenever a SQLAlchemy backend is in use
+    return sa_exc is not None and isinstance(exc, sa_exc.DBAPIError)
 
 
 def _settle(

@@ -15,15 +15,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import fcntl
-import json
 import os
 import sqlite3
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
-from json.encoder import encode_basestring_ascii
 from typing import Any
 
-from pydantic import ValidationError
 from sqlalchemy import String, func, select, text, type_coerce
 from sqlalchemy import event as sa_event
 from sqlalchemy.dialects import postgresql, sqlite
@@ -33,70 +29,25 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_en
 from sqlalchemy.pool import StaticPool
 
 from bassi import events as ev
-from bassi.errors import ConcurrencyError, EventDecodeError, IdempotencyError, StoreError
+from bassi.errors import ConcurrencyError, EventDecodeError, StoreError
+from bassi.store import migrate
 from bassi.store.readmodel import SessionSummary, summarize
+from bassi.store.rows import (
+    COLUMNS,
+    Group,
+    RetryWithIdCheck,
+    chunks,
+    event_row,
+    match_retries,
+    row_to_event,
+    stage_groups,
+    summary_rows,
+)
 from bassi.store.tables import events as events_table
 from bassi.store.tables import sessions as sessions_table
 
 _PG_LOCK_KEY = 0x6261_7373  # "bass": serializes writers across processes on PostgreSQL
 _PG_OWNER_KEY = 0x6261_7374  # held by the process that owns the database (runs recovery)
-_IN_CHUNK = 500  # stays far below SQLite's bound-parameter limit
-
-
-class _RetryWithIdCheck(Exception):
-    """An insert hit the event_id constraint: redo the batch resolving idempotent retries."""
-
-
-@dataclass(slots=True)
-class Group:
-    """The events of one append call: committed together or not at all."""
-
-    events: list[ev.Event]
-    expected_seq: int | None = None
-    """When set, the session's last seq must be exactly this before the group."""
-    committed: list[ev.Event] = field(default_factory=list)
-    error: Exception | None = None
-
-
-_COLUMNS = ("position", "event_id", "session_id", "seq", "run_id", "type", "v", "recorded_at")
-_q = encode_basestring_ascii
-
-
-def _row_to_event(row: Sequence[Any]) -> ev.Event:
-    """An event from a row of `_COLUMNS` + payload (payload as JSON text or already decoded)."""
-    position, event_id, session_id, seq, run_id, type_, v, recorded_at, payload = row
-    if type_ not in ev.EVENT_TYPES:
-        raise EventDecodeError(f"unknown event type {type_!r} at position {position}")
-    if v < ev.CURRENT_VERSION[type_] or not isinstance(payload, str):
-        data = json.loads(payload) if isinstance(payload, str) else dict(payload)
-        data.update(zip(_COLUMNS, row[:8], strict=True))
-        return ev.decode(data)
-    # Fast path: splice the envelope into the payload text and let pydantic parse once.
-    head = (
-        f'{{"position":{position},"event_id":{_q(event_id)},"session_id":{_q(session_id)},'
-        f'"seq":{seq},"run_id":{"null" if run_id is None else _q(run_id)},"type":"{type_}",'
-        f'"v":{v},"recorded_at":"{recorded_at}"'
-    )
-    body = payload.strip()
-    text = head + ("}" if body == "{}" else "," + body[1:])
-    try:
-        return ev.EVENT_TYPES[type_].model_validate_json(text)  # type: ignore[return-value]
-    except ValidationError as exc:
-        raise EventDecodeError(f"invalid {type_} event at position {position}: {exc}") from exc
-
-
-def _event_row(event: ev.Event) -> tuple[Any, ...]:
-    return (
-        event.position,
-        event.event_id,
-        event.session_id,
-        event.seq,
-        event.run_id,
-        event.type,
-        event.v,
-        ev.format_time(event.recorded_at),
-        event.model_dump_json(exclude=ev.ENVELOPE_FIELDS),
-    )
 
 
 def _is_integrity_error(exc: BaseException) -> bool:
@@ -107,27 +58,16 @@ def _is_integrity_error(exc: BaseException) -> bool:
     }
 
 
-def _stamped(event: ev.Event, seq: int, position: int) -> ev.Event:
-    # What model_copy(update={"seq": ..., "position": ...}) does, at a third of the cost:
-    # the hot path of every append.
-    cls = type(event)
-    stamped = cls.__new__(cls)
-    fields = dict(event.__dict__)
-    fields["seq"] = seq
-    fields["position"] = position
-    object.__setattr__(stamped, "__dict__", fields)
-    object.__setattr__(stamped, "__pydantic_fields_set__", event.__pydantic_fields_set__)
-    object.__setattr__(stamped, "__pydantic_extra__", None)
-    object.__setattr__(stamped, "__pydantic_private__", None)
-    return stamped
-
-
-def _same_event(stored: ev.Event, retried: ev.Event) -> bool:
-    return (
-        stored.session_id == retried.session_id
-        and stored.type == retried.type
-        and stored.payload() == retried.payload()
-    )
+def claim_file_ownership(path: str) -> int | None:
+    """An exclusive, non-blocking `flock` on `path` (created if missing): its descriptor, or
+    None when another process holds it. Closing the descriptor, or dying, releases it."""
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        os.close(fd)
+        return None
+    return fd
 
 
 class SqlEventLog:
@@ -156,13 +96,13 @@ class SqlEventLog:
 
     @staticmethod
     def _select() -> Any:
-        # The payload comes back as JSON text: `_row_to_event` parses it once, with pydantic.
+        # The payload comes back as JSON text: `row_to_event` parses it once, with pydantic.
         t = events_table
-        return select(*(t.c[name] for name in _COLUMNS), type_coerce(t.c.payload, String))
+        return select(*(t.c[name] for name in COLUMNS), type_coerce(t.c.payload, String))
 
     @property
     def _insert_sql(self) -> str:
-        columns = ", ".join((*_COLUMNS, "payload"))
+        columns = ", ".join((*COLUMNS, "payload"))
         if self.dialect == "postgresql":
             marks = ", ".join(f"${i}" for i in range(1, 9)) + ", $9::jsonb"
         else:
@@ -231,12 +171,8 @@ class SqlEventLog:
         if self._memory:
             self._owner = True
             return True
-        path = self.url.split(":///", 1)[1] + ".owner"
-        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            os.close(fd)
+        fd = claim_file_ownership(self.url.split(":///", 1)[1] + ".owner")
+        if fd is None:
             return False
         self._owner = fd
         return True
@@ -253,6 +189,10 @@ class SqlEventLog:
         elif isinstance(owner, int) and not isinstance(owner, bool):
             os.close(owner)  # closing the descriptor drops the flock
 
+    async def ensure_schema(self) -> None:
+        """Migrate the database to the newest revision unless it is already there."""
+        await migrate.ensure_schema(self.writer)
+
     async def close(self) -> None:
         """Release every connection."""
         await self._release_ownership()
@@ -266,7 +206,7 @@ class SqlEventLog:
         """Commit every group that can be, in one transaction (see `_commit`)."""
         try:
             await self._commit(groups, heads, check_ids=False)
-        except _RetryWithIdCheck:
+        except RetryWithIdCheck:
             for group in groups:
                 group.committed, group.error = [], None
             await self._commit(groups, heads, check_ids=True)
@@ -274,11 +214,8 @@ class SqlEventLog:
     async def _commit(
         self, groups: Sequence[Group], heads: Mapping[str, int], *, check_ids: bool
     ) -> None:
-        """Commit every group that can be, in one transaction.
+        """Commit every group that can be, in one transaction (`bassi.store.rows`).
 
-        Fills `group.committed` (with seq and position) or `group.error` (ConcurrencyError,
-        IdempotencyError). `heads` holds the last seq this process knows for a session; a
-        database head that differs means another writer appended, and that group conflicts.
         Database failures raise and leave nothing written. Retried event_ids are looked up
         only when an insert hits the event_id constraint (`check_ids`): the common case costs
         no extra query.
@@ -294,25 +231,11 @@ class SqlEventLog:
             session_ids = sorted({e.session_id for g in live for e in g.events})
             summaries = await self._summaries(conn, session_ids)
             position = (await conn.execute(select(func.max(events_table.c.position)))).scalar() or 0
-            last_seq = {sid: s.last_seq for sid, s in summaries.items()}
-            known = dict(heads)
-            rows: list[ev.Event] = []
-            for group in live:
-                staged, error = self._stage(group, last_seq, known, position)
-                if error is not None:
-                    group.error = error
-                    continue
-                for staged_event in staged:
-                    last_seq[staged_event.session_id] = staged_event.seq
-                    if staged_event.session_id in known:
-                        known[staged_event.session_id] = staged_event.seq
-                position += len(staged)
-                group.committed = staged
-                rows.extend(staged)
+            rows = stage_groups(live, summaries, heads, position)
             if not rows:
                 return
-            await self._insert(conn, [_event_row(e) for e in rows], check_ids=check_ids)
-            await self._write_summaries(conn, summaries, rows)
+            await self._insert(conn, [event_row(e) for e in rows], check_ids=check_ids)
+            await self._write_summaries(conn, summary_rows(summaries, rows))
 
     async def _insert(
         self, conn: AsyncConnection, rows: list[tuple[Any, ...]], *, check_ids: bool
@@ -327,75 +250,25 @@ class SqlEventLog:
             if not _is_integrity_error(exc):
                 raise
             if "event_id" in str(exc) and not check_ids:
-                raise _RetryWithIdCheck from exc
+                raise RetryWithIdCheck from exc
             # Under the write lock only a writer that ignores it can take our seq.
             raise ConcurrencyError(f"append conflicted with another writer: {exc}") from exc
 
-    def _stage(
-        self, group: Group, last_seq: Mapping[str, int], heads: Mapping[str, int], position: int
-    ) -> tuple[list[ev.Event], Exception | None]:
-        staged: list[ev.Event] = []
-        checked: set[str] = set()
-        local = dict(last_seq)
-        for item in group.events:
-            sid = item.session_id
-            base = local.get(sid, 0)
-            if sid not in checked:
-                checked.add(sid)
-                known = heads.get(sid)
-                if known is not None and known != base:
-                    return [], ConcurrencyError(
-                        f"session {sid} was appended to by another writer "
-                        f"(expected seq {known}, found {base})"
-                    )
-                if group.expected_seq is not None and group.expected_seq != base:
-                    return [], ConcurrencyError(
-                        f"session {sid} is at seq {base}, expected {group.expected_seq}"
-                    )
-            position += 1
-            local[sid] = base + 1
-            staged.append(_stamped(item, base + 1, position))
-        return staged, None
-
     async def _resolve_retries(self, conn: AsyncConnection, groups: Sequence[Group]) -> None:
         ids = [e.event_id for g in groups for e in g.events]
-        if not ids:
-            return
         found: dict[str, ev.Event] = {}
-        for start in range(0, len(ids), _IN_CHUNK):
-            chunk = ids[start : start + _IN_CHUNK]
+        for chunk in chunks(ids):
             result = await conn.execute(self._select().where(events_table.c.event_id.in_(chunk)))
             for row in result:
-                stored = _row_to_event(row)
+                stored = row_to_event(row)
                 found[stored.event_id] = stored
-        seen: set[str] = set()
-        for group in groups:
-            group_ids = [e.event_id for e in group.events]
-            if len(set(group_ids)) != len(group_ids) or seen & set(group_ids):
-                group.error = IdempotencyError("an append repeats an event_id within one batch")
-                continue
-            seen.update(group_ids)
-            if not found:
-                continue
-            hits = [found.get(e.event_id) for e in group.events]
-            if all(h is None for h in hits):
-                continue
-            if all(
-                h is not None and _same_event(h, e) for h, e in zip(hits, group.events, strict=True)
-            ):
-                group.committed = [h for h in hits if h is not None]
-            else:
-                group.error = IdempotencyError(
-                    "retried events match committed events only in part "
-                    f"({sum(h is not None for h in hits)} of {len(hits)} event_ids already stored)"
-                )
+        match_retries(groups, found)
 
     async def _summaries(
         self, conn: AsyncConnection, session_ids: list[str]
     ) -> dict[str, SessionSummary]:
         out: dict[str, SessionSummary] = {}
-        for start in range(0, len(session_ids), _IN_CHUNK):
-            chunk = session_ids[start : start + _IN_CHUNK]
+        for chunk in chunks(session_ids):
             result = await conn.execute(
                 select(sessions_table).where(sessions_table.c.session_id.in_(chunk))
             )
@@ -403,13 +276,7 @@ class SqlEventLog:
                 out[row["session_id"]] = SessionSummary.from_row(row)
         return out
 
-    async def _write_summaries(
-        self, conn: AsyncConnection, before: Mapping[str, SessionSummary], rows: Iterable[ev.Event]
-    ) -> None:
-        by_session: dict[str, list[ev.Event]] = {}
-        for row in rows:
-            by_session.setdefault(row.session_id, []).append(row)
-        values = [summarize(before.get(sid), batch).as_row() for sid, batch in by_session.items()]
+    async def _write_summaries(self, conn: AsyncConnection, values: list[dict[str, Any]]) -> None:
         insert = postgresql.insert if self.dialect == "postgresql" else sqlite.insert
         stmt = insert(sessions_table)
         update = {c.name: stmt.excluded[c.name] for c in sessions_table.c if c.name != "session_id"}
@@ -447,7 +314,7 @@ class SqlEventLog:
             stmt = stmt.limit(limit)
         async with self._shared(), self.reader.connect() as conn:
             result = await conn.execute(stmt)
-            return [_row_to_event(row) for row in result]
+            return [row_to_event(row) for row in result]
 
     async def last_seq(self, session_id: str) -> int:
         """The session's last committed seq (0 when it has none)."""
@@ -481,7 +348,7 @@ class SqlEventLog:
             summaries: dict[str, SessionSummary] = {}
             result = await conn.stream(self._select().order_by(events_table.c.position))
             async for row in result:
-                event = _row_to_event(row)
+                event = row_to_event(row)
                 summaries[event.session_id] = summarize(summaries.get(event.session_id), [event])
             if summaries:
                 await conn.execute(

@@ -5,14 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy.engine import Connection
-from sqlalchemy.exc import DBAPIError
-from sqlalchemy.ext.asyncio import AsyncEngine
-
 from bassi.errors import ConfigError
 
 if TYPE_CHECKING:
     from alembic.config import Config
+    from sqlalchemy.engine import Connection
+    from sqlalchemy.ext.asyncio import AsyncEngine
 
 # Alembic is imported only when a migration has to run: opening an up-to-date database
 # should not pay for it. A test keeps this equal to the newest revision.
@@ -59,6 +57,8 @@ async def upgrade(engine: AsyncEngine, revision: str = "head") -> None:
 
 async def ensure_schema(engine: AsyncEngine) -> None:
     """Upgrade to the newest revision unless the database is already there."""
+    from sqlalchemy.exc import DBAPIError
+
     try:
         async with engine.connect() as conn:
             result = await conn.exec_driver_sql("SELECT version_num FROM alembic_version")

@@ -9,7 +9,8 @@ import pytest
 from bassi import events as ev
 from bassi.errors import PersistenceError
 from bassi.store.eventstore import EventStore
-from bassi.store.log import Group, SqlEventLog
+from bassi.store.rows import Group
+from bassi.store.sqlite import SqliteEventLog
 from bassi.store.subscription import SubscriberDisconnected
 
 
@@ -125,7 +126,7 @@ async def test_block_mode_subscriber_holds_the_writer_then_is_disconnected(
     assert len(await store.query(session_id="s")) == 5  # the writer lost nothing
 
 
-class FlakyLog(SqlEventLog):
+class FlakyLog(SqliteEventLog):
     """The real log, with commits made to fail while `failing` is set."""
 
     failing = False
