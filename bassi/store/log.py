@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import fcntl
 import os
 import sqlite3
 from collections.abc import Iterable, Mapping, Sequence
@@ -43,6 +42,7 @@ from bassi.store.rows import (
     stage_groups,
     summary_rows,
 )
+from bassi.store.sqlite import claim_file_ownership
 from bassi.store.tables import events as events_table
 from bassi.store.tables import sessions as sessions_table
 
@@ -58,16 +58,35 @@ def _is_integrity_error(exc: BaseException) -> bool:
     }
 
 
-def claim_file_ownership(path: str) -> int | None:
-    """An exclusive, non-blocking `flock` on `path` (created if missing): its descriptor, or
-    None when another process holds it. Closing the descriptor, or dying, releases it."""
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except OSError:
-        os.close(fd)
-        return None
-    return fd
+def sqlite_engine(
+    url: str, *, write: bool, synchronous: str, busy_timeout_ms: int, memory: bool = False
+) -> AsyncEngine:
+    """An aiosqlite engine with bassi's pragmas; its transactions begin with `BEGIN IMMEDIATE`
+    when `write`. A file's writer engine keeps one connection (SQLite has one writer)."""
+    kwargs: dict[str, Any] = {"connect_args": {"timeout": busy_timeout_ms / 1000}}
+    if memory:
+        kwargs["poolclass"] = StaticPool
+    elif write:
+        kwargs.update(pool_size=1, max_overflow=0)
+    engine = create_async_engine(url, **kwargs)
+    begin = "BEGIN IMMEDIATE" if write else "BEGIN"
+
+    @sa_event.listens_for(engine.sync_engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        dbapi_connection.isolation_level = None  # bassi issues BEGIN itself (below)
+        cursor = dbapi_connection.cursor()
+        if not memory:
+            cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute(f"PRAGMA synchronous={synchronous}")
+        cursor.execute(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.close()
+
+    @sa_event.listens_for(engine.sync_engine, "begin")
+    def _on_begin(conn: Connection) -> None:
+        conn.exec_driver_sql(begin)
+
+    return engine
 
 
 class SqlEventLog:
@@ -114,31 +133,13 @@ class SqlEventLog:
     def _make_engine(self, *, write: bool) -> AsyncEngine:
         if self.dialect == "postgresql":
             return create_async_engine(self.url, pool_size=5, max_overflow=5, pool_pre_ping=True)
-        kwargs: dict[str, Any] = {"connect_args": {"timeout": self.busy_timeout_ms / 1000}}
-        if self._memory:
-            kwargs["poolclass"] = StaticPool
-        elif write:
-            kwargs.update(pool_size=1, max_overflow=0)
-        engine = create_async_engine(self.url, **kwargs)
-        synchronous, busy = self.synchronous, self.busy_timeout_ms
-        begin = "BEGIN IMMEDIATE" if write else "BEGIN"
-
-        @sa_event.listens_for(engine.sync_engine, "connect")
-        def _on_connect(dbapi_connection: Any, _record: Any) -> None:
-            dbapi_connection.isolation_level = None  # bassi issues BEGIN itself (below)
-            cursor = dbapi_connection.cursor()
-            if not self._memory:
-                cursor.execute("PRAGMA journal_mode=WAL")
-            cursor.execute(f"PRAGMA synchronous={synchronous}")
-            cursor.execute(f"PRAGMA busy_timeout={int(busy)}")
-            cursor.execute("PRAGMA foreign_keys=ON")
-            cursor.close()
-
-        @sa_event.listens_for(engine.sync_engine, "begin")
-        def _on_begin(conn: Connection) -> None:
-            conn.exec_driver_sql(begin)
-
-        return engine
+        return sqlite_engine(
+            self.url,
+            write=write,
+            synchronous=self.synchronous,
+            busy_timeout_ms=self.busy_timeout_ms,
+            memory=self._memory,
+        )
 
     async def pragmas(self) -> dict[str, Any]:
         """The SQLite settings in force on the writer connection, read back (empty on PostgreSQL)."""

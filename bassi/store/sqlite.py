@@ -18,6 +18,7 @@ only when something asks for one: opening an up-to-date database imports neither
 from __future__ import annotations
 
 import asyncio
+import fcntl
 import os
 import sqlite3
 import threading
@@ -68,6 +69,18 @@ def sqlite_path(url: str) -> str | None:
     if not path or path == ":memory:" or path.startswith("file::memory:"):
         return None
     return path
+
+
+def claim_file_ownership(path: str) -> int | None:
+    """An exclusive, non-blocking `flock` on `path` (created if missing): its descriptor, or
+    None when another process holds it. Closing the descriptor, or dying, releases it."""
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        os.close(fd)
+        return None
+    return fd
 
 
 def _summary(row: Sequence[Any]) -> SessionSummary:
@@ -144,10 +157,14 @@ class SqliteEventLog:
         """A SQLAlchemy engine on the same file, for Alembic and the tests' raw SQL."""
         key = "writer" if write else "reader"
         if key not in self._engines:
-            from bassi.store.log import SqlEventLog
+            from bassi.store.log import sqlite_engine
 
-            make = SqlEventLog(self.url, synchronous=self.synchronous)._make_engine
-            self._engines[key] = make(write=write)
+            self._engines[key] = sqlite_engine(
+                self.url,
+                write=write,
+                synchronous=self.synchronous,
+                busy_timeout_ms=self.busy_timeout_ms,
+            )
         return self._engines[key]
 
     @property
@@ -196,8 +213,6 @@ class SqliteEventLog:
         An exclusive `flock` on `DB.owner`: the OS releases it when the process dies, so a
         restarted daemon gets it back while a CLI running beside a live daemon does not.
         """
-        from bassi.store.log import claim_file_ownership
-
         if self._owner is not None:
             return True
         self._owner = claim_file_ownership(self.path + ".owner")
