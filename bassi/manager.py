@@ -91,7 +91,8 @@ class Session:
         if self._stale is not None:
             raise self._stale
         lost = self._manager.store.lost(self.id)
-        ending = any(e.type in ev.TERMINAL_RUN_TYPES for e in events)
+        # Only an end that admits failure may follow a loss: never `run_completed`.
+        ending = any(e.type in ev.TERMINAL_RUN_TYPES and e.type != "run_completed" for e in events)
         if lost > self._lost_seen and not ending:
             # Streamed events of this run failed to commit: the log would have a silent hole.
             self._lost_seen = lost

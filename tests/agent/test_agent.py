@@ -291,3 +291,38 @@ async def test_streamed_events_lost_to_a_failing_store_fail_the_run_visibly(
         assert ends[0].where in ("agent", "store")  # type: ignore[union-attr]
     finally:
         await manager.close()
+
+
+async def test_a_loss_counted_after_the_last_turn_still_stops_run_completed(
+    tmp_path: Path, db_path: str
+) -> None:
+    # The crash campaign's disk-full case: the batch of token deltas fails only after the
+    # model's message was already handed over, so the first append to notice the loss is
+    # the run's end. A completed run with a hole in it must not be recorded; a failure may.
+    from bassi.errors import PersistenceError
+    from bassi.settings import database_url
+    from bassi.store.eventstore import EventStore
+    from tests.store.test_subscribers import FlakyLog
+
+    log = FlakyLog(database_url(db_path))
+    await log.ensure_schema()
+    store = EventStore(log, retry_for=0.1)
+    await store.start()
+    manager = SessionManager(store, make_settings(tmp_path))
+    try:
+        session = await manager.create(model="scripted")
+        ids = {"session_id": session.id, "run_id": "r1"}
+        log.failing = True
+        delta = ev.TokenDelta(**ids, message_id="m", index=0, channel="text", text="lost")
+        await store.append(delta)  # non-durable, as the agent streams
+        await store.flush()
+        log.failing = False
+        assert store.lost(session.id) == 1
+        completed = ev.RunCompleted(**ids, stop_reason="end_turn", turns=1)
+        with pytest.raises(PersistenceError, match="could not be stored"):
+            await session.append(completed)
+        await session.append(ev.RunFailed(**ids, error_type="PersistenceError", message="hole"))
+        ends = await store.query(session_id=session.id, types=list(ev.TERMINAL_RUN_TYPES))
+        assert [e.type for e in ends] == ["run_failed"]
+    finally:
+        await manager.close()
