@@ -71,6 +71,7 @@ class Session:
         self._stale: ConcurrencyError | None = None
         self._lost_seen = manager.store.lost(self.id)
         self._senders: set[Subscription] = set()  # streams of `send` waiting for a run's end
+        self._closer: asyncio.Task[None] | None = None  # closes a run that could not end itself
 
     @property
     def state(self) -> SessionState:
@@ -229,11 +230,33 @@ class Session:
         self._task.add_done_callback(lambda _: self._run_gone(run_id))
 
     def _run_gone(self, run_id: str) -> None:
-        """A run task ended; if its end never committed, `send` callers must not wait for it."""
+        """A run task ended; if its end never committed, `send` callers must not wait for it,
+        and the run is closed as soon as the store takes writes again."""
         if self._state.current_run_id != run_id:
             return
         for sub in tuple(self._senders):
             sub.fail(PersistenceError(f"run {run_id} ended without recording its end"))
+        if self._agent is not None and self._agent.shutting_down:
+            return  # the daemon is stopping: recovery closes or continues the run
+        self._closer = asyncio.get_running_loop().create_task(
+            self._close_when_store_returns(run_id), name=f"bassi-close-{run_id}"
+        )
+
+    async def _close_when_store_returns(self, run_id: str, first_delay: float = 0.5) -> None:
+        """Retry recording the orphaned run's failure until the store accepts it (or a new
+        prompt, which closes it first, gets there before)."""
+        delay = first_delay
+        while True:
+            await asyncio.sleep(delay)
+            async with self._start_lock:
+                if self._state.current_run_id != run_id or self.run_active:
+                    return
+                try:
+                    await self._close_orphaned_run()
+                    return
+                except PersistenceError as exc:
+                    log.info("run %s still cannot record its end: %s", run_id, exc)
+            delay = min(delay * 2, 5.0)
 
     async def approve(
         self, tool_call_id: str, *, always: bool = False, user: str = "user", reason: str = ""
@@ -296,6 +319,10 @@ class Session:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await self._task
+        if self._closer is not None:
+            self._closer.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._closer
         await self.settle()
 
 

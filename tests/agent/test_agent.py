@@ -254,6 +254,38 @@ async def test_a_run_that_could_not_record_its_end_is_closed_before_the_next(
         await manager.close()
 
 
+async def test_a_run_that_could_not_record_its_end_is_closed_once_the_store_returns(
+    tmp_path: Path, db_path: str
+) -> None:
+    from bassi.settings import database_url
+    from bassi.store.eventstore import EventStore
+    from tests.store.test_subscribers import FlakyLog
+
+    log = FlakyLog(database_url(db_path))
+    await log.ensure_schema()
+    store = EventStore(log, retry_for=0.2)
+    await store.start()
+    manager = SessionManager(store, make_settings(tmp_path))
+    try:
+        session = await manager.create(model="scripted")
+        await session.prompt("/stream 40 10")
+        await asyncio.sleep(0.1)
+        log.failing = True
+        await asyncio.wait_for(session.wait(), 30)
+        await asyncio.sleep(1.0)  # the closer retries while the store still fails
+        assert session.state.current_run_id is not None
+        log.failing = False  # space freed: nobody prompts, the run is closed anyway
+        for _ in range(200):
+            if session.state.current_run_id is None:
+                break
+            await asyncio.sleep(0.05)
+        ends = await store.query(session_id=session.id, types=list(ev.TERMINAL_RUN_TYPES))
+        assert [e.type for e in ends] == ["run_failed"]
+        assert session.state.status is SessionStatus.IDLE
+    finally:
+        await manager.close()
+
+
 async def _scalar(store: object, sql: str) -> int:
     from sqlalchemy import text
 
