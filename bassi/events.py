@@ -8,7 +8,7 @@ format is one flat JSON object per event: the envelope fields plus the type's ow
 
 from __future__ import annotations
 
-import uuid
+import os
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal, TypeAlias
@@ -26,9 +26,17 @@ ENVELOPE_FIELDS: set[str] = set(
 PermissionMode = Literal["default", "accept_edits", "plan", "bypass"]
 
 
+_VARIANT = {digit: "89ab"[int(digit, 16) & 3] for digit in "0123456789abcdef"}
+
+
 def new_id() -> str:
-    """A fresh random UUID in its canonical text form."""
-    return str(uuid.uuid4())
+    """A fresh random (version 4) UUID in its canonical text form.
+
+    What `str(uuid.uuid4())` returns, spelled out from 16 random bytes at under half the cost:
+    every token delta gets one.
+    """
+    h = os.urandom(16).hex()
+    return f"{h[:8]}-{h[8:12]}-4{h[13:16]}-{_VARIANT[h[16]]}{h[17:20]}-{h[20:]}"
 
 
 def utcnow() -> datetime:

@@ -7,6 +7,7 @@ arguments before anything runs, naming the offending field.
 
 from __future__ import annotations
 
+import functools
 import inspect
 import typing
 from collections.abc import Awaitable, Callable, Mapping
@@ -106,9 +107,9 @@ class Tool:
         if (self.kind == "read") != self.read_only:
             raise ValueError(f"tool {self.name}: kind 'read' goes with read_only=True, and only it")
 
-    @property
+    @functools.cached_property
     def input_schema(self) -> dict[str, Any]:
-        """JSON schema of the arguments."""
+        """JSON schema of the arguments (built once: every model turn sends it)."""
         return self.input_model.model_json_schema()
 
     def spec(self) -> ToolSpec:
