@@ -196,6 +196,8 @@ class SqliteEventLog:
             from bassi.store import migrate
 
             await migrate.upgrade(self.writer)
+            # Done with it: its connection (and aiosqlite's thread) would otherwise idle on.
+            await self._engines.pop("writer").dispose()
 
     async def pragmas(self) -> dict[str, Any]:
         """The SQLite settings in force on the writer connection, read back."""
