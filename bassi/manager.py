@@ -72,6 +72,7 @@ class Session:
         self._lost_seen = manager.store.lost(self.id)
         self._senders: set[Subscription] = set()  # streams of `send` waiting for a run's end
         self._closer: asyncio.Task[None] | None = None  # closes a run that could not end itself
+        self._orphan: str | None = None  # a run of this process that ended without its end event
 
     @property
     def state(self) -> SessionState:
@@ -177,7 +178,7 @@ class Session:
         run could not record its own end. Record it now, before a new run starts.
         """
         run_id = self._state.current_run_id
-        if run_id is None or self.run_active:
+        if run_id is None or self.run_active or run_id != self._orphan:
             return
         ids = {"session_id": self.id, "run_id": run_id}
         closing = close_open_calls(
@@ -193,6 +194,7 @@ class Session:
             ev.Error(**ids, where="store", error_type="PersistenceError", message=reason),
             ev.RunFailed(**ids, error_type="PersistenceError", message=reason),
         )
+        self._orphan = None
 
     def _check_can_run(self) -> None:
         if self._stale is not None:
@@ -203,6 +205,16 @@ class Session:
         if self.run_active:
             raise InvalidStateError(
                 f"session {self.id} already has an active run", state=status, expected="idle"
+            )
+        unfinished = self._state.current_run_id
+        if unfinished is not None and unfinished != self._orphan:
+            # Not a run of this process: a crash cut it short (recovery accounts for it) or
+            # another process is running it right now.
+            raise InvalidStateError(
+                f"session {self.id} has an unfinished run {unfinished} (did a process stop "
+                "mid-run?): the process that owns the database recovers it",
+                state=status,
+                expected="idle",
             )
 
     def _start(self, run_id: str, model: Model) -> None:
@@ -234,6 +246,7 @@ class Session:
         and the run is closed as soon as the store takes writes again."""
         if self._state.current_run_id != run_id:
             return
+        self._orphan = run_id
         for sub in tuple(self._senders):
             sub.fail(PersistenceError(f"run {run_id} ended without recording its end"))
         if self._agent is not None and self._agent.shutting_down:
@@ -346,6 +359,7 @@ class SessionManager:
         self._models: dict[str, Model] = {}
         self._load_lock = asyncio.Lock()
         self.recovery: list[RecoveryReport] = []
+        self._owner = False  # this process holds the database's ownership (it recovered)
         self.default_model, self.using_scripted_fallback = _pick_default_model(
             settings, os.environ if environ is None else environ
         )
@@ -504,6 +518,7 @@ class SessionManager:
         if not await self.store.log.claim_ownership():
             log.info("another process owns this database; recovery is left to it")
             return self.recovery
+        self._owner = True
         mode = self.settings.resume_interrupted_runs
         for summary in await self.store.sessions():
             if summary.current_run_id is None or summary.status == "ended":
@@ -515,6 +530,33 @@ class SessionManager:
             report = await self._recover(session, run_id, mode)
             self.recovery.append(report)
         return self.recovery
+
+    async def recover_session(self, session_id: str) -> RecoveryReport | None:
+        """Mark one session's run that a crash cut short as interrupted (None: it has none).
+
+        For a process working on one session, such as the CLI, when no daemon is running: it
+        takes the database's ownership for the moment it takes, so it never touches a run that
+        a live daemon is running. `InvalidStateError` when another process owns the database.
+        """
+        session = await self.get(session_id)
+        run_id = session.state.current_run_id
+        if run_id is None or session.run_active or run_id == session._orphan:
+            return None
+        owned = self._owner
+        if not owned and not await self.store.log.claim_ownership():
+            raise InvalidStateError(
+                f"session {session_id} has an unfinished run, and another process (a running "
+                "`bassi serve`?) owns the database: that process recovers it",
+                state=session.state.status,
+                expected="idle",
+            )
+        try:
+            report = await self._recover(session, run_id, "mark")
+        finally:
+            if not owned:
+                await self.store.log.release_ownership()
+        self.recovery.append(report)
+        return report
 
     async def _recover(self, session: Session, run_id: str, mode: str) -> RecoveryReport:
         state = session.state

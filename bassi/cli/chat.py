@@ -149,10 +149,11 @@ class Chat:
                 if not arg:
                     self.say("usage: /switch ID", "yellow")
                     return
-                from bassi.cli.lookup import find_session
+                from bassi.cli.lookup import open_session
 
-                summary = self.call(find_session(self.manager.store.log, arg))
-                self.session = self.call(self.manager.get(summary.session_id))
+                self.session, note = self.call(open_session(self.manager, arg))
+                if note is not None:
+                    self.say(note, "yellow")
                 self.banner()
             case "/new":
                 self.session = self.call(
@@ -314,10 +315,11 @@ async def _first_session(
 ) -> Session:
     if given is None:
         return await manager.create(model=model, workspace=workspace)
-    from bassi.cli.lookup import find_session
+    from bassi.cli.lookup import open_session
 
-    summary = await find_session(manager.store.log, given)
-    found = await manager.get(summary.session_id)
+    found, note = await open_session(manager, given)
+    if note is not None:
+        Console(highlight=False).print(note, style="yellow")
     if model is not None and model != found.state.model:
         await found.switch_model(model)
     return found

@@ -13,7 +13,6 @@ from bassi.cli.app import (
     DbOption,
     JsonOption,
     ModelOption,
-    UsageError,
     WorkspaceOption,
     app,
     db_url,
@@ -57,7 +56,8 @@ def run_prompt(
     interactive = sys.stdin.isatty() and not as_json
 
     async def main() -> ev.Event | None:
-        # No recovery here: a daemon may be running other sessions' runs on this database.
+        # No recovery of every session here: a daemon may be running other sessions' runs on
+        # this database. The session used is accounted for (`open_session`).
         async with SessionManager.open(url, settings=settings, recover=False) as manager:
             target = await _session(manager, session, model, workspace, yes)
             if session is None and not as_json:
@@ -94,15 +94,11 @@ async def _session(
             workspace=str(workspace) if workspace is not None else None,
             permission_mode="bypass" if yes else None,
         )
-    from bassi.cli.lookup import find_session
+    from bassi.cli.lookup import open_session
 
-    summary = await find_session(manager.store.log, given)
-    target = await manager.get(summary.session_id)
-    if target.state.run_active:
-        raise UsageError(
-            f"session {target.id} has an unfinished run (did a process stop mid-run?): "
-            "`bassi serve` recovers it when it starts"
-        )
+    target, note = await open_session(manager, given)
+    if note is not None:
+        Console(stderr=True, highlight=False).print(note, style="yellow")
     if model is not None and model != target.state.model:
         await target.switch_model(model)
     return target

@@ -178,7 +178,8 @@ class SqlEventLog:
         self._owner = fd
         return True
 
-    async def _release_ownership(self) -> None:
+    async def release_ownership(self) -> None:
+        """Stop being the owner (a no-op for a process that is not)."""
         owner, self._owner = self._owner, None
         if isinstance(owner, AsyncConnection):
             with contextlib.suppress(Exception):
@@ -196,7 +197,7 @@ class SqlEventLog:
 
     async def close(self) -> None:
         """Release every connection."""
-        await self._release_ownership()
+        await self.release_ownership()
         await self.writer.dispose()
         if self.reader is not self.writer:
             await self.reader.dispose()

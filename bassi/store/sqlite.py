@@ -220,7 +220,8 @@ class SqliteEventLog:
         self._owner = claim_file_ownership(self.path + ".owner")
         return self._owner is not None
 
-    async def _release_ownership(self) -> None:
+    async def release_ownership(self) -> None:
+        """Stop being the owner (a no-op for a process that is not)."""
         owner, self._owner = self._owner, None
         if owner is not None:
             os.close(owner)  # closing the descriptor drops the flock
@@ -230,7 +231,7 @@ class SqliteEventLog:
         if self._closed:
             return
         self._closed = True
-        await self._release_ownership()
+        await self.release_ownership()
         loop = asyncio.get_running_loop()
         await loop.run_in_executor(None, self._write_thread.shutdown)
         await loop.run_in_executor(None, self._read_threads.shutdown)

@@ -126,6 +126,64 @@ def test_an_ended_session_takes_no_more_prompts(bassi: Bassi) -> None:
     assert "ended" in one_line_error(refused)
 
 
+def _cut_a_run_short(bassi: Bassi, session: str) -> None:
+    """What a SIGKILL mid-run leaves in the log: a run started, a tool call started, no end."""
+    import asyncio
+
+    from bassi.settings import database_url
+    from bassi.store.eventstore import EventStore
+
+    async def main() -> None:
+        store = await EventStore.open(database_url(str(bassi.db)))
+        ids = {"session_id": session, "run_id": "cut-run"}
+        await store.append_many(
+            [
+                ev.PromptReceived(**ids, content="/bash sleep 30"),
+                ev.RunStarted(**ids, model="scripted"),
+                ev.ToolCallStarted(
+                    **ids, tool_call_id="call-1", tool_name="bash", input={"command": "sleep 30"}
+                ),
+            ],
+            durable=True,
+        )
+        await store.close()
+
+    asyncio.run(main())
+
+
+def test_run_accounts_for_a_run_a_crash_cut_short_then_continues(bassi: Bassi) -> None:
+    session = session_of(bassi("run", "hello").stderr)
+    _cut_a_run_short(bassi, session)
+    result = bassi("run", "again", "--session", session)
+    assert result.returncode == 0, result.stderr
+    assert "again" in result.stdout
+    assert "cut short" in result.stderr and "1 tool call(s) closed" in result.stderr
+    lines = bassi.json_lines("events", "tail", session, "-n", "100", "--json")
+    ends = [(e["run_id"], e["type"]) for e in lines if e["type"] in ev.TERMINAL_RUN_TYPES]
+    assert ends[1:] == [("cut-run", "run_interrupted"), (ends[2][0], "run_completed")]
+    failed = [e for e in lines if e["type"] == "tool_call_failed"]
+    assert [(e["tool_call_id"], e["error_type"]) for e in failed] == [("call-1", "Interrupted")]
+
+
+def test_run_leaves_a_cut_run_to_the_process_that_owns_the_database(bassi: Bassi) -> None:
+    import fcntl
+    import os
+
+    session = session_of(bassi("run", "hello").stderr)
+    _cut_a_run_short(bassi, session)
+    fd = os.open(f"{bassi.db}.owner", os.O_RDWR | os.O_CREAT)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)  # a live `bassi serve` holds this
+        result = bassi("run", "again", "--session", session)
+    finally:
+        os.close(fd)
+    assert result.returncode == 2
+    assert "owns the database" in one_line_error(result)
+    lines = bassi.json_lines("events", "tail", session, "-n", "100", "--json")
+    cut = [e["type"] for e in lines if e["run_id"] == "cut-run"]
+    assert cut == ["prompt_received", "run_started", "tool_call_started"], "left untouched"
+
+
 # --- events --------------------------------------------------------------------------------
 
 

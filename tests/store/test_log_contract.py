@@ -200,7 +200,7 @@ async def test_only_one_store_at_a_time_owns_the_database(store: EventStore) -> 
     other = await EventStore.open(store.log.url)
     try:
         assert not await other.log.claim_ownership()
-        await store.log._release_ownership()
+        await store.log.release_ownership()
         assert await other.log.claim_ownership()
     finally:
         await other.close()
