@@ -71,7 +71,7 @@ def create_app(
     *,
     manager: SessionManager | None = None,
     ping_interval: float = 15.0,
-    stream_queue_size: int = 1_000,
+    stream_queue_size: int = 10_000,
 ) -> FastAPI:
     """The bassi web app. With `manager` the caller owns it; otherwise the lifespan does."""
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass, field
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 from fastapi import Depends
 from starlette.requests import HTTPConnection
@@ -12,6 +12,9 @@ from starlette.requests import HTTPConnection
 from bassi.manager import SessionManager
 from bassi.settings import Settings
 from bassi.web.metrics import Metrics
+
+if TYPE_CHECKING:
+    from bassi.web.streams import Feed
 
 
 @dataclass(slots=True)
@@ -23,11 +26,14 @@ class WebContext:
     metrics: Metrics
     ping_interval: float = 15.0
     """Seconds between keepalives on the WebSocket (`{"type": "ping"}`) and SSE (a comment)."""
-    queue_size: int = 1_000
-    """Live events a stream may hold before its subscriber falls back to reading the log."""
+    queue_size: int = 10_000
+    """How far (in events) a stream may fall behind its session's live feed before it reads
+    what it missed from the log instead."""
     draining: asyncio.Event = field(default_factory=asyncio.Event)
     """Set when the server begins to shut down: open streams end so shutdown is not held up."""
     loop: asyncio.AbstractEventLoop | None = None
+    feeds: dict[str, Feed] = field(default_factory=dict)
+    """The live feed of each session with open streams (see `bassi.web.streams`)."""
 
     def drain(self) -> None:
         """Ask open streams to end; safe to call from a signal handler or another thread."""

@@ -52,7 +52,8 @@ class Metrics:
         for kind in ("websocket", "sse"):
             self.streams.labels(kind).set(0)
         self.retired_drops = 0
-        """Drops counted by stream subscribers that have since closed."""
+        """Drops not held by a live subscriber: those of closed ones, and the events a stream
+        read from the log after it fell out of its session's live feed."""
         self.sessions_by_status: Counter[str] = Counter()
         self.registry.register(_ServiceCollector(self))
 

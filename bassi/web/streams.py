@@ -1,15 +1,19 @@
 """Live event streams of one session: a WebSocket (both ways) and Server-Sent Events.
 
 Both start from a cursor (`?after=N`, or SSE's Last-Event-ID), send every committed event
-after it, then follow live. Each stream is a drop-mode subscriber with a bounded queue: a slow
-client never slows the agent; it falls behind, reads what it missed from the log and goes live
-again, so it still sees every event exactly once, in order.
+after it, then follow live. All the streams of a session share one `Feed`: one drop-mode
+subscriber of the store, whose events are serialized once into a bounded window that each
+stream reads at its own pace. A slow client never slows the agent: it falls out of the window,
+reads what it missed from the log and rejoins, so it still sees every event exactly once, in
+order.
 
 WebSocket frames from the server are JSON text: an event in the wire format (it has `seq` and
 `event_id`), `{"type": "ping"}` when nothing happened for a while, or a `reply` to a command.
-The client may send `{"type": "prompt", "content"}`, `{"type": "cancel", "mode"?}`,
-`{"type": "approval", "tool_call_id", "decision", "always"?, "reason"?}` and `{"type": "ping"}`;
-each may carry an `id` that its reply repeats.
+With `?batch=1` every event frame is instead a JSON array of one or more consecutive events,
+in order (pings and replies stay objects): fewer, larger frames for clients that keep up with
+fast streams. The client may send `{"type": "prompt", "content"}`, `{"type": "cancel",
+"mode"?}`, `{"type": "approval", "tool_call_id", "decision", "always"?, "reason"?}` and
+`{"type": "ping"}`; each may carry an `id` that its reply repeats.
 """
 
 from __future__ import annotations
@@ -17,8 +21,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import logging
+from bisect import bisect_right
 from collections import OrderedDict
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Header, Query
@@ -34,6 +40,8 @@ from bassi.store.subscription import Subscription
 from bassi.web.api import WEB_USER, Approval, check_prompt_size, decide
 from bassi.web.context import Context, WebContext, web_context
 from bassi.web.errors import deny_websocket, describe, validation_message
+
+log = logging.getLogger(__name__)
 
 _WIRE_CACHE: OrderedDict[str, str] = OrderedDict()
 _WIRE_CACHE_SIZE = 4096
@@ -103,20 +111,140 @@ _COMMANDS: TypeAdapter[Command] = TypeAdapter(Command)
 
 # --- shared plumbing -----------------------------------------------------------------------
 
+_LOG_PAGE = 500
+"""Events per read of the log, for a stream that starts or falls behind its session's feed."""
+
+_FEED_QUEUE = 10_000
+"""The feed's own subscriber queue: a whole group commit fits, so the feed rarely falls behind."""
+
+_FRAMES_PER_STEP = 16
+"""One-event frames a WebSocket sends before it lets the loop run the agent and other streams."""
+
+BATCH_EVENTS = 256
+"""At most this many events in one batch frame (WebSocket `?batch=1`) or one SSE write."""
+
+BATCH_BYTES = 256 * 1024
+"""A batch frame ends once it holds this much JSON (a single larger event is its own frame)."""
+
+
+class Feed:
+    """One session's committed events, serialized once and shared by all its open streams.
+
+    However many clients watch a session, the store has one subscriber for it, so a commit
+    publishes each event once, and each event is dumped to JSON once. The feed keeps the wire
+    JSON of recent events in a window that every stream reads at its own cursor. The window
+    keeps what live streams still need, at most `capacity` (the context's `queue_size`) events
+    behind the newest; a stream further behind than that (a stalled client) has fallen out of
+    it: it costs the agent nothing, and reads what it missed from the log once it reads again.
+    """
+
+    def __init__(self, context: WebContext, session_id: str) -> None:
+        self.context = context
+        self.session_id = session_id
+        self.capacity = max(1, context.queue_size)
+        self.subscription: Subscription = context.manager.store.subscribe(
+            session_id=session_id,
+            after=None,  # live from now; streams read anything older from the log
+            mode="drop",
+            maxsize=max(self.capacity, _FEED_QUEUE),
+            name=f"streams:{session_id}",
+        )
+        self.base = self.subscription.cursor
+        """Every event up to this seq has left the window (or was committed before the feed)."""
+        self.streams: set[_Stream] = set()
+        self.ended = False
+        """The store stopped publishing (it closed, or the feed was closed)."""
+        self._seqs: list[int] = []
+        self._texts: list[str] = []
+        self._start = 0  # the window is _seqs[_start:], _texts[_start:]
+        self._loop = asyncio.get_running_loop()
+        self.changed: asyncio.Future[None] = self._loop.create_future()
+        """Resolved (and replaced) when events arrive or the feed ends."""
+        self._notifying = False
+        self._closed = False
+        self._task = asyncio.create_task(self._pump(), name=f"feed:{session_id}")
+
+    async def _pump(self) -> None:
+        try:
+            # The subscription returns queued events without suspending, so one step of this
+            # task takes a whole published batch and the streams are woken once for it.
+            async for event in self.subscription:
+                self._seqs.append(event.seq)
+                self._texts.append(wire_json(event))
+                if not self._notifying:
+                    self._notifying = True
+                    self._loop.call_soon(self._notify)
+        except Exception:
+            log.exception("the live feed of session %s failed; its streams end", self.session_id)
+        finally:
+            self.ended = True
+            self._notify()
+
+    def _notify(self) -> None:
+        self._notifying = False
+        self._trim()
+        changed, self.changed = self.changed, self._loop.create_future()
+        if not changed.done():
+            changed.set_result(None)
+
+    def _trim(self) -> None:
+        """Forget what every live stream has taken, and anything beyond `capacity`."""
+        end = len(self._seqs)
+        floor = min((s.cursor for s in self.streams if s.live), default=None)
+        cut = end if floor is None else bisect_right(self._seqs, floor, self._start, end)
+        cut = max(cut, end - self.capacity)
+        if cut <= self._start:
+            return
+        self.base = self._seqs[cut - 1]
+        self._start = cut
+        if cut >= 4096 and 2 * cut >= end:
+            del self._seqs[:cut], self._texts[:cut]
+            self._start = 0
+
+    def since(self, cursor: int, limit: int) -> tuple[list[int], list[str]] | None:
+        """Up to `limit` events after `cursor`; None when the window no longer reaches it."""
+        if cursor < self.base:
+            return None
+        i = bisect_right(self._seqs, cursor, self._start)
+        j = min(i + limit, len(self._seqs))
+        return self._seqs[i:j], self._texts[i:j]
+
+    def holds(self, seq: int) -> bool:
+        """Whether the window holds `seq` or starts before it (so a stream can join it there)."""
+        return self._start < len(self._seqs) and self._seqs[self._start] <= seq
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = self.ended = True
+        self.subscription.close()
+        self._task.cancel()
+        self.context.metrics.retired_drops += self.subscription.drops
+        if self.context.feeds.get(self.session_id) is self:
+            del self.context.feeds[self.session_id]
+
 
 class _Stream:
-    """One open stream's subscription, counted in the metrics until it closes."""
+    """One open stream: a cursor into its session's feed, counted in the metrics until it closes.
+
+    It starts by reading the log after its cursor and joins the feed's window once it has
+    caught up; if it falls out of the window it reads the log again. Either way it sees every
+    event once, in order.
+    """
 
     def __init__(self, context: WebContext, session_id: str, after: int, kind: str) -> None:
         self.context = context
+        self.session_id = session_id
         self.kind = kind
-        self.subscription: Subscription = context.manager.store.subscribe(
-            session_id=session_id,
-            after=after,
-            mode="drop",
-            maxsize=context.queue_size,
-            name=f"{kind}:{session_id}",
-        )
+        self.cursor = after
+        self.live = False
+        """Reading the feed's window (else the log); a live stream's cursor holds the window."""
+        self._fell_behind = False
+        feed = context.feeds.get(session_id)
+        if feed is None or feed.ended:
+            feed = context.feeds[session_id] = Feed(context, session_id)
+        feed.streams.add(self)
+        self.feed = feed
         self._closed = False
         context.metrics.streams.labels(kind).inc()
 
@@ -124,46 +252,86 @@ class _Stream:
         if self._closed:
             return
         self._closed = True
-        self.subscription.close()
+        self.live = False
+        self.feed.streams.discard(self)
+        if not self.feed.streams:
+            self.feed.close()
         self.context.metrics.streams.labels(self.kind).dec()
-        self.context.metrics.retired_drops += self.subscription.drops
 
-    async def events(self) -> AsyncIterator[ev.Event | None]:
-        """Events as they come; None after `ping_interval` seconds of quiet (a keepalive).
+    async def chunks(self, limit: int) -> AsyncIterator[tuple[list[int], list[str]] | None]:
+        """Events after the cursor as (seqs, wire JSON), at most `limit` at a time, in order;
+        None after `ping_interval` seconds of quiet (a keepalive).
 
-        Ends when the store closes or the server begins to shut down.
+        Ends when the store closes or the server begins to shut down. After each chunk it lets
+        the loop run (the agent, other streams), so no client holds the loop for long.
         """
-        subscription, draining = self.subscription, self.context.draining
-
-        async def next_event() -> ev.Event:
-            return await subscription.__anext__()
-
-        pending = asyncio.ensure_future(next_event())
-        drain = asyncio.ensure_future(draining.wait())
+        feed, draining = self.feed, self.context.draining
+        store = self.context.manager.store
+        drain: asyncio.Future[Any] = asyncio.ensure_future(draining.wait())
         try:
-            while True:
+            while not draining.is_set():
+                if not self.live:
+                    if feed.ended:
+                        return
+                    page = await store.query(
+                        session_id=self.session_id, after=self.cursor, limit=_LOG_PAGE
+                    )
+                    if self._fell_behind:  # live events this stream missed, read from the log
+                        self.context.metrics.retired_drops += len(page)
+                    last = page[-1].seq if page else self.cursor
+                    if len(page) < _LOG_PAGE or feed.holds(last + 1):
+                        self.live, self._fell_behind = True, False
+                    for start in range(0, len(page), limit):
+                        part = page[start : start + limit]
+                        self.cursor = part[-1].seq
+                        yield [e.seq for e in part], [wire_json(e) for e in part]
+                        await asyncio.sleep(0)
+                    continue
+                taken = feed.since(self.cursor, limit)
+                if taken is None:  # fell out of the window: the log has what it missed
+                    self.live, self._fell_behind = False, True
+                    continue
+                seqs, texts = taken
+                if seqs:
+                    self.cursor = seqs[-1]
+                    yield seqs, texts
+                    await asyncio.sleep(0)
+                    continue
+                if feed.ended:
+                    return
+                wake: set[asyncio.Future[Any]] = {feed.changed, drain}
                 done, _ = await asyncio.wait(
-                    {pending, drain},
+                    wake,
                     timeout=self.context.ping_interval,
                     return_when=asyncio.FIRST_COMPLETED,
                 )
-                if pending in done:
-                    try:
-                        event = pending.result()
-                    except StopAsyncIteration:
-                        return
-                    yield event
-                    pending = asyncio.ensure_future(next_event())
-                elif drain in done:
-                    return
-                else:
+                if not done:
                     yield None
         finally:
-            for task in (pending, drain):
-                task.cancel()
-            for task in (pending, drain):
-                with contextlib.suppress(BaseException):
-                    await task
+            drain.cancel()
+            with contextlib.suppress(BaseException):
+                await drain
+
+
+def batch_frames(texts: list[str]) -> Iterator[str]:
+    """Batch frames (JSON arrays of events, in order) of at most BATCH_BYTES each."""
+    start, size = 0, 0
+    for n, text in enumerate(texts):
+        if n > start and size + len(text) > BATCH_BYTES:
+            yield "[" + ",".join(texts[start:n]) + "]"
+            start, size = n, 0
+        size += len(text) + 1
+    if start < len(texts):
+        yield "[" + ",".join(texts[start:]) + "]"
+
+
+def parse_flag(value: str | None, name: str) -> bool:
+    """A boolean query parameter: absent, `0` or `false` is off; `1` or `true` is on."""
+    if value is None or value.lower() in ("", "0", "false"):
+        return False
+    if value.lower() in ("1", "true"):
+        return True
+    raise ConfigError(f"{name} must be 0, 1, true or false, not {value!r}")
 
 
 def parse_cursor(value: str | None, name: str) -> int:
@@ -188,6 +356,7 @@ async def session_socket(websocket: WebSocket, session_id: str) -> None:
     context = web_context(websocket)
     try:
         after = parse_cursor(websocket.query_params.get("after"), "after")
+        batch = parse_flag(websocket.query_params.get("batch"), "batch")
         session = await context.manager.get(session_id)
     except BassiError as exc:
         await deny_websocket(websocket, *describe(exc))
@@ -201,8 +370,13 @@ async def session_socket(websocket: WebSocket, session_id: str) -> None:
             await websocket.send_text(text)
 
     async def forward() -> None:
-        async for event in stream.events():
-            await send('{"type":"ping"}' if event is None else event.model_dump_json())
+        async for chunk in stream.chunks(BATCH_EVENTS if batch else _FRAMES_PER_STEP):
+            if chunk is None:
+                await send('{"type":"ping"}')
+                continue
+            async with lock:  # one acquire per chunk; a command's reply waits for it
+                for frame in batch_frames(chunk[1]) if batch else chunk[1]:
+                    await websocket.send_text(frame)
 
     async def listen() -> None:
         while True:
@@ -282,11 +456,13 @@ async def session_events(
     async def body() -> AsyncIterator[bytes]:
         try:
             yield b"retry: 1000\n\n"
-            async for event in stream.events():
-                if event is None:
+            async for chunk in stream.chunks(BATCH_EVENTS):
+                if chunk is None:
                     yield b": ping\n\n"
                 else:
-                    yield f"id: {event.seq}\ndata: {event.model_dump_json()}\n\n".encode()
+                    yield "".join(
+                        f"id: {seq}\ndata: {text}\n\n" for seq, text in zip(*chunk, strict=True)
+                    ).encode()
         finally:
             stream.close()
 

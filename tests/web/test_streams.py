@@ -13,6 +13,7 @@ import pytest
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import InvalidStatus
 
+from bassi.web.streams import BATCH_BYTES, BATCH_EVENTS, batch_frames
 from tests.web.conftest import ThreadServer
 from tests.web.helpers import create_session, events, prompt, wait_idle
 
@@ -139,6 +140,103 @@ async def test_a_slow_client_never_slows_the_agent_and_still_gets_every_event(
     assert drops > 0  # it really fell behind, and caught up from the log
 
 
+async def read_batches_until_seq(ws: ClientConnection, seq: int) -> list[list[dict[str, Any]]]:
+    """Batch frames (JSON arrays of events) until the one holding `seq`; pings are skipped."""
+    frames: list[list[dict[str, Any]]] = []
+    while not frames or frames[-1][-1]["seq"] < seq:
+        frame = json.loads(await asyncio.wait_for(ws.recv(), 10))
+        if isinstance(frame, list):
+            assert frame, "a batch frame is never empty"
+            frames.append(frame)
+        else:
+            assert frame["type"] in ("ping", "reply", "pong"), frame
+    return frames
+
+
+async def test_batch_frames_hold_every_event_once_in_order(
+    server: ThreadServer, aclient: httpx.AsyncClient
+) -> None:
+    session_id = (await aclient.post("/api/sessions", json={})).json()["id"]
+    url = f"{server.ws_url}/api/sessions/{session_id}/ws"
+    async with connect(f"{url}?after=0&batch=1") as live, connect(f"{url}?after=0") as single:
+        await aclient.post(f"/api/sessions/{session_id}/prompts", json={"content": "/stream 2000"})
+        singles = await read_until_type(single, "run_completed")
+        last = singles[-1]["seq"]
+        batches = await read_batches_until_seq(live, last)
+    listed = (
+        await aclient.get(f"/api/sessions/{session_id}/events", params={"limit": 10_000})
+    ).json()["events"]
+    assert [e for frame in batches for e in frame] == listed  # complete, in order, no repeats
+    assert singles == listed  # the default protocol is unchanged: one event per frame
+    assert max(len(frame) for frame in batches) > 1  # a fast run really was coalesced
+    assert max(len(frame) for frame in batches) <= BATCH_EVENTS
+
+    # Resuming mid-history in batch mode (read from the log) gives exactly the rest.
+    async with connect(f"{url}?after=17&batch=1") as resumed:
+        rest = await read_batches_until_seq(resumed, last)
+    assert [e for frame in rest for e in frame] == listed[17:]
+
+
+def test_batch_frames_split_by_size_and_keep_order() -> None:
+    texts = [json.dumps({"seq": n, "text": "x" * 1000}) for n in range(1, 1001)]
+    frames = list(batch_frames(texts))
+    assert len(frames) > 1
+    assert all(len(f) <= BATCH_BYTES + 2 for f in frames)
+    assert [e["seq"] for f in frames for e in json.loads(f)] == list(range(1, 1001))
+    big = "y" * (2 * BATCH_BYTES)
+    alone = list(batch_frames(['{"seq": 1}', json.dumps({"seq": 2, "text": big}), '{"seq": 3}']))
+    assert [[e["seq"] for e in json.loads(f)] for f in alone] == [[1], [2], [3]]
+    assert list(batch_frames([])) == []
+
+
+async def test_many_streams_of_a_session_share_one_subscriber_and_a_stalled_one_is_left_behind(
+    make_server: Any,
+) -> None:
+    """Healthy clients (one-event and batch frames, SSE) all get every event while a client that
+    never reads falls out of the window; once it reads, it catches up from the log."""
+    server: ThreadServer = make_server(app_options={"stream_queue_size": 50})
+    async with httpx.AsyncClient(base_url=server.url, timeout=10) as http:
+        session_id = (await http.post("/api/sessions", json={})).json()["id"]
+        url = f"{server.ws_url}/api/sessions/{session_id}/ws?after=0"
+        stalled_sock = _small_receive_buffer(server.settings.port)
+        async with (
+            connect(url) as single,
+            connect(f"{url}&batch=1") as batched,
+            connect(url, sock=stalled_sock, max_queue=1) as stalled,
+            http.stream("GET", f"/api/sessions/{session_id}/stream") as sse,
+        ):
+            subscribers = (await http.get("/metrics")).text
+            assert _metric(subscribers, "bassi_subscribers") == 1  # one feed, four streams
+            assert _metric(subscribers, 'bassi_open_streams{kind="websocket"}') == 3
+            await http.post(f"/api/sessions/{session_id}/prompts", json={"content": "/stream 3000"})
+            singles = await read_until_type(single, "run_completed")
+            last = singles[-1]["seq"]
+            batches = await read_batches_until_seq(batched, last)
+            received: list[dict[str, Any]] = []
+            lines = sse.aiter_lines()
+            async for line in lines:
+                if line.startswith("data: "):
+                    received.append(json.loads(line.removeprefix("data: ")))
+                    if received[-1]["seq"] >= last:
+                        break
+            # The stalled client has read nothing; now it reads everything.
+            late = await read_until_seq(stalled, last)
+        metrics = (await http.get("/metrics")).text
+        listed = (
+            await http.get(f"/api/sessions/{session_id}/events", params={"limit": 10_000})
+        ).json()["events"]
+
+    assert singles == listed
+    assert [e for frame in batches for e in frame] == listed
+    assert received == listed
+    assert late == listed
+    assert _metric(metrics, "bassi_subscriber_drops_total") > 0  # it did read from the log
+
+
+def _metric(text: str, name: str) -> float:
+    return next(float(line.split()[-1]) for line in text.splitlines() if line.startswith(name))
+
+
 async def test_websocket_commands_prompt_approve_cancel_and_errors(
     server: ThreadServer, aclient: httpx.AsyncClient
 ) -> None:
@@ -194,6 +292,7 @@ async def test_websocket_handshake_errors(server: ThreadServer, client: httpx.Cl
         (f"{base}/00000000-0000-0000-0000-000000000000/ws", 404, "SessionNotFound"),
         (f"{base}/{session_id}/ws?after=-1", 422, "ConfigError"),
         (f"{base}/{session_id}/ws?after=abc", 422, "ConfigError"),
+        (f"{base}/{session_id}/ws?batch=yes", 422, "ConfigError"),
     ]
     for url, status, error_type in cases:
         with pytest.raises(InvalidStatus) as refused:

@@ -487,7 +487,8 @@
     clearTimeout(reconnectTimer);
     if (!view) return;
     const scheme = window.location.protocol === "https:" ? "wss" : "ws";
-    const url = `${scheme}://${window.location.host}/api/sessions/${encodeURIComponent(view.id)}/ws?after=${view.lastSeq}`;
+    // batch=1: a fast stream arrives as arrays of consecutive events, far fewer frames.
+    const url = `${scheme}://${window.location.host}/api/sessions/${encodeURIComponent(view.id)}/ws?after=${view.lastSeq}&batch=1`;
     const ws = new WebSocket(url);
     socket = ws;
     setConnection("connecting", "connecting…");
@@ -501,7 +502,8 @@
       if (ws !== socket) return;
       armWatchdog(ws);
       const data = JSON.parse(message.data);
-      if (data.type === "reply" && data.ok === false) toast(data.error.message);
+      if (Array.isArray(data)) data.forEach(apply);
+      else if (data.type === "reply" && data.ok === false) toast(data.error.message);
       else if (typeof data.seq === "number" && data.event_id) apply(data);
     };
     ws.onclose = () => {
