@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import fcntl
+import functools
 import os
 import sqlite3
 import threading
@@ -51,7 +52,16 @@ READERS = 4
 """Reader threads (and connections): concurrent catch-up reads of several clients."""
 
 _SELECT = f"SELECT {', '.join(COLUMNS)}, payload FROM events"
-_INSERT = f"INSERT INTO events ({', '.join(COLUMNS)}, payload) VALUES ({', '.join('?' * 9)})"
+_INSERT_ROWS = 256
+"""Events per INSERT statement. One statement of many rows rather than `executemany`: the
+driver gives up the GIL around every statement it steps, and a writer thread that has to win
+it back from a busy event loop once per row is slowed down many times over."""
+
+
+@functools.cache
+def _insert_sql(rows: int) -> str:
+    one = f"({', '.join('?' * (len(COLUMNS) + 1))})"
+    return f"INSERT INTO events ({', '.join(COLUMNS)}, payload) VALUES {', '.join([one] * rows)}"
 _UPSERT_SUMMARY = (
     f"INSERT INTO sessions ({', '.join(SUMMARY_COLUMNS)}) "
     f"VALUES ({', '.join('?' * len(SUMMARY_COLUMNS))}) "
@@ -297,7 +307,10 @@ class SqliteEventLog:
         if not rows:
             return
         try:
-            conn.executemany(_INSERT, [event_row(e) for e in rows])
+            for start in range(0, len(rows), _INSERT_ROWS):
+                part = rows[start : start + _INSERT_ROWS]
+                values = [value for event in part for value in event_row(event)]
+                conn.execute(_insert_sql(len(part)), values)
         except sqlite3.IntegrityError as exc:
             if "event_id" in str(exc) and not check_ids:
                 raise RetryWithIdCheck from exc

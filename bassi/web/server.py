@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import gc
 import ipaddress
 import os
 import socket
@@ -128,6 +129,11 @@ def run_server(*, settings: Settings, reload: bool = False) -> None:
     # Bind before the lifespan opens the database: a taken port must fail before recovery
     # touches the runs of whatever already serves there.
     listener = bind(settings.host, settings.port)
+    # Everything imported so far (FastAPI, pydantic, the SDKs: a few hundred thousand objects)
+    # lives as long as the process. Out of the collector's sight, a full collection no longer
+    # walks all of it in the middle of a streaming run.
+    gc.collect()
+    gc.freeze()
     try:
         server.run(sockets=[listener])
     finally:
