@@ -14,6 +14,9 @@ Two ways to hand events to each store:
   list, eventsourcing saving the aggregate once per batch, bassi append_many(durable=True).
   ADK's DatabaseSessionService has no batch call, so it has no `batch` figure.
 
+Every store runs each cell in a fresh interpreter of its own (`isolated`), so none is timed
+with another's frameworks loaded.
+
 Peers, each used the way its documentation shows, on its own defaults:
 - OpenAI Agents SDK `SQLiteSession(session_id, db_path)`: `add_items`, `get_items`;
 - Google ADK `DatabaseSessionService("sqlite+aiosqlite:///...")`: `create_session`,
@@ -313,6 +316,15 @@ PEERS: dict[str, tuple[str, Runner]] = {
 }
 
 
+SCRIPT = str(Path(__file__).resolve())
+
+RUNNERS: dict[str, Runner] = {
+    "bassi": bassi_run,
+    FLOOR: floor_run,
+    **{name: runner for name, (_, runner) in PEERS.items()},
+}
+
+
 def _import_error(name: str) -> str | None:
     module = {
         "openai-agents": "agents",
@@ -338,6 +350,43 @@ def _versions() -> dict[str, str]:
     return out
 
 
+async def isolated(name: str, path: Path, work: Workload, mode: str) -> tuple[float, float]:
+    """Run one store's cell in a fresh interpreter and return (persist s, reload s).
+
+    Each store pays only for its own imports: in one shared process every store ran with the
+    others' frameworks loaded (a few hundred thousand long-lived objects), and each garbage
+    collection walked all of them, in the middle of whichever store was being timed.
+    """
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        SCRIPT,
+        "--cell",
+        name,
+        mode,
+        json.dumps(work),
+        str(path),
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await proc.communicate()
+    if proc.returncode != 0:
+        raise RuntimeError(f"{name} {mode} failed: {err.decode()[-2000:]}")
+    result = json.loads(out.decode().strip().splitlines()[-1])
+    if "skipped" in result:
+        raise NotImplementedError(result["skipped"])
+    return float(result["persist_s"]), float(result["reload_s"])
+
+
+def _cell_main(name: str, mode: str, work: str, path: str) -> None:
+    """The child of `isolated`: one cell, its seconds as one JSON line on stdout."""
+    try:
+        persisted, reloaded = asyncio.run(RUNNERS[name](Path(path), json.loads(work), mode))
+    except NotImplementedError as exc:
+        print(json.dumps({"skipped": str(exc)}))
+        return
+    print(json.dumps({"persist_s": persisted, "reload_s": reloaded}))
+
+
 async def run(quick: bool) -> dict[str, Any]:
     """Every (store, mode, workload) cell: persist and reload events/s, and the ratio to bassi."""
     works = workloads(quick)
@@ -354,7 +403,7 @@ async def run(quick: bool) -> dict[str, Any]:
         for mode in ("each", "batch"):
             for work_name in works:
                 cell: dict[str, Any] = {}
-                for name, runner in contenders.items():
+                for name in contenders:
                     path = Path(tmp) / f"{name}-{mode}-{work_name}.db"
                     work = dict(works[work_name])
                     shrink = SHRINK.get(name, 1) // (4 if quick else 1) or 1
@@ -364,7 +413,7 @@ async def run(quick: bool) -> dict[str, Any]:
                         work["per_session"] = max(1, work["per_session"] // shrink)
                     total = work["sessions"] * work["per_session"]
                     try:
-                        persisted, reloaded = await runner(path, work, mode)
+                        persisted, reloaded = await isolated(name, path, work, mode)
                     except NotImplementedError as exc:
                         cell[name] = {"skipped": str(exc)}
                         continue
@@ -445,3 +494,10 @@ def print_table(result: dict[str, Any]) -> None:
             f" {row['bassi_vs_fastest_reload']}x reloading"
             f" ({row['fastest_peer_reload']}; floor {row.get('floor_vs_fastest_reload')}x)"
         )
+
+
+if __name__ == "__main__":
+    if len(sys.argv) == 6 and sys.argv[1] == "--cell":
+        _cell_main(*sys.argv[2:])
+    else:
+        sys.exit("usage: bench_peers.py --cell NAME MODE WORK_JSON PATH (bench.py runs the suite)")
