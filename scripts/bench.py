@@ -9,7 +9,7 @@ Suites (docs/performance.md has the latest results and what each one measures):
 - e2e:     scripted model -> agent -> store -> WebSocket client at 1, 10, 100 sessions, against
            a bare WebSocket server streaming the same frames;
 - restart: `bassi serve` start to ready with 1,000 sessions x 200 events, against an empty db;
-- fanout:  one session, 50 WebSocket clients, one stalled, against 50 healthy clients.
+- fanout:  one session, 49 healthy WebSocket clients with and without a 50th, stalled one.
 
 `--json` prints one object keyed by suite. `--quick` shrinks every workload (about a minute).
 """
