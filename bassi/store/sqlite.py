@@ -62,6 +62,8 @@ it back from a busy event loop once per row is slowed down many times over."""
 def _insert_sql(rows: int) -> str:
     one = f"({', '.join('?' * (len(COLUMNS) + 1))})"
     return f"INSERT INTO events ({', '.join(COLUMNS)}, payload) VALUES {', '.join([one] * rows)}"
+
+
 _UPSERT_SUMMARY = (
     f"INSERT INTO sessions ({', '.join(SUMMARY_COLUMNS)}) "
     f"VALUES ({', '.join('?' * len(SUMMARY_COLUMNS))}) "
