@@ -11,7 +11,10 @@ from bassi import events as ev
 from bassi.errors import ApprovalNotFound, ConfigError, InvalidStateError, PayloadTooLarge
 from bassi.manager import SessionManager
 from bassi.session import SessionStatus
+from bassi.settings import database_url
+from bassi.store.eventstore import EventStore
 from tests.agent.conftest import make_settings
+from tests.store.test_subscribers import FlakyLog
 
 
 async def run_text(session: object, prompt: str) -> str:
@@ -206,9 +209,6 @@ async def test_a_second_manager_beside_a_live_one_leaves_its_runs_alone(
 async def test_a_full_disk_fails_the_run_cleanly_and_the_session_recovers(
     tmp_path: Path, db_path: str
 ) -> None:
-    from bassi.settings import database_url
-    from bassi.store.eventstore import EventStore
-
     store = await EventStore.open(database_url(db_path), retry_for=0.3)
     manager = SessionManager(store, make_settings(tmp_path))
     try:
@@ -225,19 +225,21 @@ async def test_a_full_disk_fails_the_run_cleanly_and_the_session_recovers(
         await manager.close()
 
 
+async def flaky_manager(
+    tmp_path: Path, db_path: str, retry_for: float
+) -> tuple[FlakyLog, EventStore, SessionManager]:
+    """A manager on a real SQLite file whose commits fail while `log.failing` is set."""
+    log = FlakyLog(database_url(db_path))
+    await log.ensure_schema()
+    store = EventStore(log, retry_for=retry_for)
+    await store.start()
+    return log, store, SessionManager(store, make_settings(tmp_path))
+
+
 async def test_a_run_that_could_not_record_its_end_is_closed_before_the_next(
     tmp_path: Path, db_path: str
 ) -> None:
-    from bassi.settings import database_url
-    from bassi.store import migrate
-    from bassi.store.eventstore import EventStore
-    from tests.store.test_subscribers import FlakyLog
-
-    log = FlakyLog(database_url(db_path))
-    await migrate.upgrade(log.writer)
-    store = EventStore(log, retry_for=0.2)
-    await store.start()
-    manager = SessionManager(store, make_settings(tmp_path))
+    log, store, manager = await flaky_manager(tmp_path, db_path, retry_for=0.2)
     try:
         session = await manager.create(model="scripted")
         await session.prompt("/stream 40 10")
@@ -257,15 +259,7 @@ async def test_a_run_that_could_not_record_its_end_is_closed_before_the_next(
 async def test_a_run_that_could_not_record_its_end_is_closed_once_the_store_returns(
     tmp_path: Path, db_path: str
 ) -> None:
-    from bassi.settings import database_url
-    from bassi.store.eventstore import EventStore
-    from tests.store.test_subscribers import FlakyLog
-
-    log = FlakyLog(database_url(db_path))
-    await log.ensure_schema()
-    store = EventStore(log, retry_for=0.2)
-    await store.start()
-    manager = SessionManager(store, make_settings(tmp_path))
+    log, store, manager = await flaky_manager(tmp_path, db_path, retry_for=0.2)
     try:
         session = await manager.create(model="scripted")
         await session.prompt("/stream 40 10")
@@ -296,16 +290,7 @@ async def _scalar(store: object, sql: str) -> int:
 async def test_streamed_events_lost_to_a_failing_store_fail_the_run_visibly(
     tmp_path: Path, db_path: str
 ) -> None:
-    from bassi.settings import database_url
-    from bassi.store import migrate
-    from bassi.store.eventstore import EventStore
-    from tests.store.test_subscribers import FlakyLog
-
-    log = FlakyLog(database_url(db_path))
-    await migrate.upgrade(log.writer)
-    store = EventStore(log, retry_for=0.1)
-    await store.start()
-    manager = SessionManager(store, make_settings(tmp_path))
+    log, store, manager = await flaky_manager(tmp_path, db_path, retry_for=0.1)
     try:
         session = await manager.create(model="scripted")
         await session.prompt("/stream 100 10")
@@ -332,15 +317,8 @@ async def test_a_loss_counted_after_the_last_turn_still_stops_run_completed(
     # model's message was already handed over, so the first append to notice the loss is
     # the run's end. A completed run with a hole in it must not be recorded; a failure may.
     from bassi.errors import PersistenceError
-    from bassi.settings import database_url
-    from bassi.store.eventstore import EventStore
-    from tests.store.test_subscribers import FlakyLog
 
-    log = FlakyLog(database_url(db_path))
-    await log.ensure_schema()
-    store = EventStore(log, retry_for=0.1)
-    await store.start()
-    manager = SessionManager(store, make_settings(tmp_path))
+    log, store, manager = await flaky_manager(tmp_path, db_path, retry_for=0.1)
     try:
         session = await manager.create(model="scripted")
         ids = {"session_id": session.id, "run_id": "r1"}
