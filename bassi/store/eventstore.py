@@ -448,6 +448,8 @@ def _is_outage(exc: Exception) -> bool:
     """A database or disk failure worth retrying (as opposed to a bug in bassi)."""
     if isinstance(exc, OSError | sqlite3.Error):
         return True
+    if type(exc).__module__.startswith("asyncpg"):
+        return True  # raised by the driver itself (PostgreSQL's inserts bypass SQLAlchemy)
     sa_exc = sys.modules.get("sqlalchemy.exc")  # loaded whenever a SQLAlchemy backend is in use
     return sa_exc is not None and isinstance(exc, sa_exc.DBAPIError)
 

@@ -130,10 +130,11 @@ class FlakyLog(SqliteEventLog):
     """The real log, with commits made to fail while `failing` is set."""
 
     failing = False
+    error: Exception = OSError("disk on fire")
 
     async def commit(self, groups: list[Group], heads: dict[str, int]) -> None:  # type: ignore[override]
         if self.failing:
-            raise OSError("disk on fire")
+            raise self.error
         await super().commit(groups, heads)
 
 
@@ -159,6 +160,29 @@ async def test_failed_commits_publish_nothing_raise_and_recover(file_url: str) -
         got = await asyncio.wait_for(take(sub, 2), 5)
         assert [e.text for e in got] == ["t0", "t3"]  # type: ignore[union-attr]
         assert [e.text for e in await store.query()] == ["t0", "t3"]  # type: ignore[union-attr]
+    finally:
+        await store.close()
+
+
+async def test_a_lost_postgresql_connection_is_retried_not_taken_for_a_bug(
+    file_url: str,
+) -> None:
+    # PostgreSQL inserts go straight to asyncpg, whose errors SQLAlchemy never wraps.
+    import asyncpg
+
+    log = FlakyLog(file_url)
+    log.error = asyncpg.exceptions.ConnectionDoesNotExistError("connection was closed")
+    await log.ensure_schema()
+    store = EventStore(log, retry_for=10)
+    await store.start()
+    try:
+        log.failing = True
+        pending = asyncio.create_task(store.append(delta("s", 0), durable=True))
+        await asyncio.sleep(0.3)
+        assert not pending.done() and not store.stats().healthy  # retrying, not failed
+        log.failing = False
+        committed = await asyncio.wait_for(pending, 5)
+        assert committed.seq == 1 and store.stats().healthy
     finally:
         await store.close()
 
