@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import sqlite3
 import sys
 from collections.abc import Callable, Coroutine
 from pathlib import Path
@@ -62,18 +63,30 @@ def exit_code(exc: BaseException) -> int:
 
 def run(main: Callable[[], Coroutine[Any, Any, T]]) -> T:
     """Run a coroutine, turning bassi's and the database's errors into one line."""
-    from sqlalchemy.exc import DBAPIError
-
     try:
         return asyncio.run(main())
     except BassiError as exc:
         raise fail(one_line(str(exc)), exit_code(exc)) from None
-    except DBAPIError as exc:
-        raise fail(f"database error: {one_line(str(exc.orig))}") from None
     except BrokenPipeError:
         raise
     except OSError as exc:
         raise fail(one_line(str(exc))) from None
+    except Exception as exc:
+        message = database_error(exc)
+        if message is None:
+            raise
+        raise fail(message) from None
+
+
+def database_error(exc: BaseException) -> str | None:
+    """One line for an error the database raised (SQLite's own, or one SQLAlchemy wrapped),
+    else None. SQLAlchemy is only looked up if something already imported it."""
+    if isinstance(exc, sqlite3.Error):
+        return f"database error: {one_line(str(exc))}"
+    sa_exc = sys.modules.get("sqlalchemy.exc")
+    if sa_exc is not None and isinstance(exc, sa_exc.DBAPIError):
+        return f"database error: {one_line(str(exc.orig))}"
+    return None
 
 
 def one_line(text: str) -> str:

@@ -25,6 +25,7 @@ from bassi.cli.app import (
     ModelOption,
     WorkspaceOption,
     app,
+    database_error,
     db_url,
     exit_code,
     fail,
@@ -134,6 +135,11 @@ class Chat:
                 return
             except BassiError as exc:
                 self.say(one_line(str(exc)), "red")
+            except Exception as exc:
+                message = database_error(exc)
+                if message is None:
+                    raise
+                self.say(message, "red")
 
     # --- slash commands --------------------------------------------------------------------
 
@@ -299,15 +305,25 @@ def chat(
             manager = runner.run(SessionManager.connect(url, settings=settings, recover=False))
         except BassiError as exc:
             raise fail(one_line(str(exc)), exit_code(exc)) from None
+        except Exception as exc:
+            raise _database_failure(exc) from None
         try:
             current = runner.run(_first_session(manager, session, model, ws))
             Chat(runner, manager, current, console, model=model, workspace=ws).loop()
         except BassiError as exc:
             raise fail(one_line(str(exc)), exit_code(exc)) from None
+        except Exception as exc:
+            raise _database_failure(exc) from None
         finally:
             _save_history(history)
             with contextlib.suppress(KeyboardInterrupt):
                 runner.run(manager.close())
+
+
+def _database_failure(exc: Exception) -> BaseException:
+    """One line for a database error; anything else is a bug and keeps its traceback."""
+    message = database_error(exc)
+    return exc if message is None else fail(message)
 
 
 async def _first_session(

@@ -172,7 +172,7 @@ class SqlEventLog:
         if self._memory:
             self._owner = True
             return True
-        fd = claim_file_ownership(self.url.split(":///", 1)[1] + ".owner")
+        fd = claim_file_ownership(self.url.split(":///", 1)[1].split("?", 1)[0] + ".owner")
         if fd is None:
             return False
         self._owner = fd

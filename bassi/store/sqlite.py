@@ -18,12 +18,13 @@ only when something asks for one: opening an up-to-date database imports neither
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import fcntl
 import functools
 import os
 import sqlite3
 import threading
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -52,6 +53,8 @@ READERS = 4
 """Reader threads (and connections): concurrent catch-up reads of several clients."""
 
 _SELECT = f"SELECT {', '.join(COLUMNS)}, payload FROM events"
+_VARIABLE_LIMIT = sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER
+
 _INSERT_ROWS = 256
 """Events per INSERT statement. One statement of many rows rather than `executemany`: the
 driver gives up the GIL around every statement it steps, and a writer thread that has to win
@@ -80,6 +83,8 @@ def sqlite_path(url: str) -> str | None:
     _, _, path = url.partition(":///")
     if not path or path == ":memory:" or path.startswith("file::memory:"):
         return None
+    if "?" in path:
+        return None  # URL parameters: SQLAlchemy's URL parsing applies them (`SqlEventLog`)
     return path
 
 
@@ -272,16 +277,38 @@ class SqliteEventLog:
                 group.committed, group.error = [], None
             await self._on_writer(self._commit, groups, known, True)
 
-    def _commit(self, groups: Sequence[Group], heads: Mapping[str, int], check_ids: bool) -> None:
+    @contextlib.contextmanager
+    def _immediate(self) -> Iterator[sqlite3.Connection]:
+        """A write transaction on the writer's connection: committed, or rolled back on error.
+
+        If even the rollback fails the connection is dropped and the next transaction opens a
+        fresh one, so no half-finished transaction outlives its batch.
+        """
         conn = self._writer_conn()
+        if conn.in_transaction:
+            conn = self._rolled_back(conn)
         conn.execute("BEGIN IMMEDIATE")
         try:
-            self._commit_in(conn, groups, heads, check_ids)
+            yield conn
             conn.execute("COMMIT")
         except BaseException:
+            self._rolled_back(conn)
+            raise
+
+    def _rolled_back(self, conn: sqlite3.Connection) -> sqlite3.Connection:
+        try:
             if conn.in_transaction:
                 conn.execute("ROLLBACK")
-            raise
+            return conn
+        except sqlite3.Error:
+            with contextlib.suppress(sqlite3.Error):
+                conn.close()
+            self._write_conn = None
+            return self._writer_conn()
+
+    def _commit(self, groups: Sequence[Group], heads: Mapping[str, int], check_ids: bool) -> None:
+        with self._immediate() as conn:
+            self._commit_in(conn, groups, heads, check_ids)
 
     def _commit_in(
         self,
@@ -309,8 +336,11 @@ class SqliteEventLog:
         if not rows:
             return
         try:
-            for start in range(0, len(rows), _INSERT_ROWS):
-                part = rows[start : start + _INSERT_ROWS]
+            # One statement may bind at most SQLITE_LIMIT_VARIABLE_NUMBER values (999 on builds
+            # older than 3.32).
+            per = max(1, min(_INSERT_ROWS, conn.getlimit(_VARIABLE_LIMIT) // (len(COLUMNS) + 1)))
+            for start in range(0, len(rows), per):
+                part = rows[start : start + per]
                 values = [value for event in part for value in event_row(event)]
                 conn.execute(_insert_sql(len(part)), values)
         except sqlite3.IntegrityError as exc:
@@ -408,9 +438,7 @@ class SqliteEventLog:
         """Recompute every `sessions` row from `events`; returns the number of sessions."""
 
         def rebuild() -> int:
-            conn = self._writer_conn()
-            conn.execute("BEGIN IMMEDIATE")
-            try:
+            with self._immediate() as conn:
                 conn.execute("DELETE FROM sessions")
                 summaries: dict[str, SessionSummary] = {}
                 for row in conn.execute(f"{_SELECT} ORDER BY position"):
@@ -422,11 +450,6 @@ class SqliteEventLog:
                     _UPSERT_SUMMARY,
                     [tuple(s.as_row()[c] for c in SUMMARY_COLUMNS) for s in summaries.values()],
                 )
-                conn.execute("COMMIT")
-            except BaseException:
-                if conn.in_transaction:
-                    conn.execute("ROLLBACK")
-                raise
             return len(summaries)
 
         return await self._on_writer(rebuild)
@@ -438,9 +461,11 @@ class SqliteEventLog:
             conn = self._writer_conn()
             try:
                 conn.execute(sql)
-            finally:
                 if conn.in_transaction:
                     conn.execute("COMMIT")
+            except BaseException:
+                self._rolled_back(conn)
+                raise
 
         try:
             await self._on_writer(run)

@@ -116,6 +116,24 @@ def test_an_unknown_session_exits_2_with_one_line(history: History) -> None:
         assert "no session with id 'no-such-session'" in one_line_error(result)
 
 
+def test_a_file_that_is_not_a_database_exits_1_with_one_line(bassi: Bassi) -> None:
+    garbage = bassi.cwd / "garbage.db"
+    garbage.write_bytes(b"this is not a database, " * 100)
+    for args in (("sessions", "list"), ("run", "hi")):
+        result = bassi(*args, "--db", str(garbage), db=False)
+        assert result.returncode == 1, (args, result.stderr)
+        assert "database error: file is not a database" in one_line_error(result)
+
+
+def test_a_database_url_with_parameters_is_one_database(bassi: Bassi) -> None:
+    url = f"sqlite:///{bassi.cwd / 'q.db'}?timeout=10"
+    result = bassi("run", "hello", "--yes", "--db", url, db=False)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "Echo #1: hello"
+    assert (bassi.cwd / "q.db").exists()
+    assert not [p.name for p in bassi.cwd.iterdir() if "?" in p.name]  # no second database
+
+
 def test_an_ended_session_takes_no_more_prompts(bassi: Bassi) -> None:
     session = session_of(bassi("run", "hello").stderr)
     ended = bassi("sessions", "end", session, "--reason", "done here")

@@ -236,3 +236,29 @@ async def test_close_flushes_what_is_queued(file_url: str) -> None:
         assert len(await reopened.query(session_id="s")) == 500
     finally:
         await reopened.close()
+
+
+async def test_batches_fit_sqlites_bound_parameter_limit(file_url: str) -> None:
+    # Builds before SQLite 3.32 allow 999 values per statement; one event binds 9.
+    import sqlite3
+
+    store = await EventStore.open(file_url)
+    log = store.log
+    try:
+        limit = sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER
+        await log._on_writer(lambda: log._writer_conn().setlimit(limit, 999))  # type: ignore[attr-defined]
+        committed = await store.append_many([delta("s", n) for n in range(300)], durable=True)
+        assert [e.seq for e in committed] == list(range(1, 301))
+    finally:
+        await store.close()
+
+
+async def test_a_transaction_left_open_on_the_writer_does_not_wedge_it(file_url: str) -> None:
+    store = await EventStore.open(file_url)
+    log = store.log
+    try:
+        await log._on_writer(lambda: log._writer_conn().execute("BEGIN"))  # type: ignore[attr-defined]
+        committed = await store.append(delta("s", 0), durable=True)
+        assert committed.seq == 1 and store.stats().healthy
+    finally:
+        await store.close()
