@@ -444,12 +444,21 @@ class EventStore:
         await self.log.close()
 
 
+_RETRIED_SQLSTATE_CLASSES = {"08", "53", "57", "58"}
+
+
 def _is_outage(exc: Exception) -> bool:
     """A database or disk failure worth retrying (as opposed to a bug in bassi)."""
     if isinstance(exc, OSError | sqlite3.Error):
         return True
     if type(exc).__module__.startswith("asyncpg"):
-        return True  # raised by the driver itself (PostgreSQL's inserts bypass SQLAlchemy)
+        # Raised by the driver itself (PostgreSQL's inserts bypass SQLAlchemy). Retry what the
+        # server or the network did (connection lost, server shutting down or out of resources,
+        # serialization failure or deadlock), never a value the database refused.
+        if "InterfaceError" in {cls.__name__ for cls in type(exc).__mro__}:
+            return True
+        state = str(getattr(exc, "sqlstate", "") or "")
+        return state[:2] in _RETRIED_SQLSTATE_CLASSES or state in ("40001", "40P01")
     sa_exc = sys.modules.get("sqlalchemy.exc")  # loaded whenever a SQLAlchemy backend is in use
     return sa_exc is not None and isinstance(exc, sa_exc.DBAPIError)
 

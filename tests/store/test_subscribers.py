@@ -187,6 +187,25 @@ async def test_a_lost_postgresql_connection_is_retried_not_taken_for_a_bug(
         await store.close()
 
 
+async def test_a_value_postgresql_refuses_fails_at_once_without_stalling_the_writer(
+    file_url: str,
+) -> None:
+    import asyncpg
+
+    log = FlakyLog(file_url)
+    log.error = asyncpg.exceptions.UntranslatableCharacterError("unsupported Unicode escape")
+    await log.ensure_schema()
+    store = EventStore(log, retry_for=10)
+    await store.start()
+    try:
+        log.failing = True
+        with pytest.raises(PersistenceError, match="Unicode"):
+            await asyncio.wait_for(store.append(delta("s", 0), durable=True), 2)
+    finally:
+        log.failing = False
+        await store.close()
+
+
 async def test_memory_stays_bounded_by_max_history(file_url: str) -> None:
     store = await EventStore.open(file_url, max_history=10_000)
     try:
