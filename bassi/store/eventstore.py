@@ -179,6 +179,12 @@ class EventStore:
         """Return once everything appended before this call is committed (or failed)."""
         if self._writer is None or self._closed:
             return
+        await self._drain()
+
+    async def _drain(self) -> None:
+        """Wait until the writer has finished everything queued so far."""
+        if self._writer is None or self._writer.done():
+            return
         future: asyncio.Future[list[ev.Event]] = asyncio.get_running_loop().create_future()
         await self._queue.put(_Pending(Group([]), future))
         with contextlib.suppress(StoreError):
@@ -433,8 +439,10 @@ class EventStore:
         """Flush what is queued, stop the writer, end every subscription, close the database."""
         if self._closed:
             return
-        await self.flush()
+        # Refuse new appends first, then let the writer finish what it accepted: it is idle
+        # when cancelled, so no append is reported failed while its commit goes through.
         self._closed = True
+        await self._drain()
         if self._writer is not None:
             self._writer.cancel()
             with contextlib.suppress(asyncio.CancelledError):

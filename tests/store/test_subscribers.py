@@ -7,7 +7,7 @@ import asyncio
 import pytest
 
 from bassi import events as ev
-from bassi.errors import PersistenceError
+from bassi.errors import PersistenceError, StoreError
 from bassi.store.eventstore import EventStore
 from bassi.store.rows import Group
 from bassi.store.sqlite import SqliteEventLog
@@ -281,3 +281,30 @@ async def test_a_transaction_left_open_on_the_writer_does_not_wedge_it(file_url:
         assert committed.seq == 1 and store.stats().healthy
     finally:
         await store.close()
+
+
+async def test_close_refuses_new_appends_and_never_fails_one_it_commits(file_url: str) -> None:
+    import time
+
+    class SlowLog(SqliteEventLog):
+        def _commit(self, *args: object) -> None:  # type: ignore[override]
+            time.sleep(0.3)  # a slow disk: the commit is still running when close() begins
+            super()._commit(*args)  # type: ignore[arg-type]
+
+    log = SlowLog(file_url)
+    await log.ensure_schema()
+    store = EventStore(log)
+    await store.start()
+    first = asyncio.create_task(store.append(delta("s", 0), durable=True))
+    await asyncio.sleep(0.05)
+    closing = asyncio.create_task(store.close())
+    await asyncio.sleep(0)
+    with pytest.raises(StoreError, match="closed"):
+        await store.append(delta("s", 1), durable=True)
+    assert (await first).seq == 1
+    await closing
+    reopened = await EventStore.open(file_url)
+    try:
+        assert [e.text for e in await reopened.query(session_id="s")] == ["t0"]  # type: ignore[union-attr]
+    finally:
+        await reopened.close()
