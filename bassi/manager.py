@@ -11,7 +11,7 @@ import builtins
 import contextlib
 import logging
 import os
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Self
@@ -25,6 +25,7 @@ from bassi.errors import (
     PayloadTooLarge,
     PersistenceError,
     SessionNotFound,
+    StoreError,
 )
 from bassi.models.base import Model
 from bassi.models.catalog import PROVIDERS
@@ -140,17 +141,41 @@ class Session:
             # A bad model spec is a ConfigError before anything is written.
             model = self._manager.model_for(self._state.model)
             await self._close_orphaned_run()
-            self._lost_seen = self._manager.store.lost(self.id)  # earlier runs' losses are told
-            run_id = ev.new_id()
-            ids = {"session_id": self.id, "run_id": run_id}
-            await self.append(
-                ev.PromptReceived(**ids, content=content, user=user),
-                ev.RunStarted(
-                    **ids, model=self._state.model, permission_mode=self._state.permission_mode
-                ),
-            )
-            self._start(run_id, model)
+            await self._lock_run()
+            try:
+                if self._state.current_run_id is not None:
+                    # Another process left this run unfinished and is gone (its lock was
+                    # free): account for it before the new one.
+                    await self._manager._mark_interrupted(self)
+                self._lost_seen = self._manager.store.lost(self.id)  # earlier losses are told
+                run_id = ev.new_id()
+                ids = {"session_id": self.id, "run_id": run_id}
+                await self.append(
+                    ev.PromptReceived(**ids, content=content, user=user),
+                    ev.RunStarted(
+                        **ids, model=self._state.model, permission_mode=self._state.permission_mode
+                    ),
+                )
+                self._start(run_id, model)
+            except BaseException:
+                await self._unlock_run()
+                raise
         return run_id
+
+    async def _lock_run(self) -> None:
+        """Take the session's run lock: only one process runs a session's runs at a time."""
+        if not await self._manager.store.log.lock_run(self.id):
+            raise InvalidStateError(
+                f"session {self.id} has a run in progress in another process (a running "
+                "`bassi serve` or another bassi command)",
+                state=self._state.status,
+                expected="idle",
+            )
+
+    async def _unlock_run(self) -> None:
+        """Let the run lock go, unless this process still runs, or owes the end of, a run."""
+        if not self.run_active and self._orphan is None:
+            await self._manager.store.log.unlock_run(self.id)
 
     async def send(self, content: str, *, user: str | None = None) -> AsyncIterator[ev.Event]:
         """Prompt, then yield the run's events until (and including) its terminal event."""
@@ -206,16 +231,6 @@ class Session:
             raise InvalidStateError(
                 f"session {self.id} already has an active run", state=status, expected="idle"
             )
-        unfinished = self._state.current_run_id
-        if unfinished is not None and unfinished != self._orphan:
-            # Not a run of this process: a crash cut it short (recovery accounts for it) or
-            # another process is running it right now.
-            raise InvalidStateError(
-                f"session {self.id} has an unfinished run {unfinished} (did a process stop "
-                "mid-run?): the process that owns the database recovers it",
-                state=status,
-                expected="idle",
-            )
 
     def _start(self, run_id: str, model: Model) -> None:
         manager = self._manager
@@ -242,17 +257,21 @@ class Session:
         self._task.add_done_callback(lambda _: self._run_gone(run_id))
 
     def _run_gone(self, run_id: str) -> None:
-        """A run task ended; if its end never committed, `send` callers must not wait for it,
-        and the run is closed as soon as the store takes writes again."""
+        """A run task ended. Its end committed: the run lock goes. It did not: `send` callers
+        must not wait for it, and the run is closed as soon as the store takes writes again
+        (the lock stays until then, so no other process recovers it meanwhile)."""
+        stopping = self._manager.closing or (self._agent is not None and self._agent.shutting_down)
         if self._state.current_run_id != run_id:
+            if not stopping:
+                self._manager.background(self._unlock_run(), f"bassi-unlock-{self.id}")
             return
         self._orphan = run_id
         for sub in tuple(self._senders):
             sub.fail(PersistenceError(f"run {run_id} ended without recording its end"))
-        if self._agent is not None and self._agent.shutting_down:
-            return  # the daemon is stopping: recovery closes or continues the run
-        self._closer = asyncio.get_running_loop().create_task(
-            self._close_when_store_returns(run_id), name=f"bassi-close-{run_id}"
+        if stopping:
+            return  # the process is stopping: recovery closes or continues the run
+        self._closer = self._manager.background(
+            self._close_when_store_returns(run_id), f"bassi-close-{run_id}"
         )
 
     async def _close_when_store_returns(self, run_id: str, first_delay: float = 0.5) -> None:
@@ -266,8 +285,13 @@ class Session:
                     return
                 try:
                     await self._close_orphaned_run()
+                    await self._unlock_run()
                     return
-                except PersistenceError as exc:
+                except ConcurrencyError:
+                    return  # another writer took the session over; its state is not ours
+                except StoreError as exc:
+                    if self._manager.closing:
+                        return
                     log.info("run %s still cannot record its end: %s", run_id, exc)
             delay = min(delay * 2, 5.0)
 
@@ -359,7 +383,9 @@ class SessionManager:
         self._models: dict[str, Model] = {}
         self._load_lock = asyncio.Lock()
         self.recovery: list[RecoveryReport] = []
-        self._owner = False  # this process holds the database's ownership (it recovered)
+        self.closing = False
+        """Set once `close` begins: runs that end now are left to the next process's recovery."""
+        self._background: set[asyncio.Task[None]] = set()
         self.default_model, self.using_scripted_fallback = _pick_default_model(
             settings, os.environ if environ is None else environ
         )
@@ -518,45 +544,55 @@ class SessionManager:
         if not await self.store.log.claim_ownership():
             log.info("another process owns this database; recovery is left to it")
             return self.recovery
-        self._owner = True
         mode = self.settings.resume_interrupted_runs
         for summary in await self.store.sessions():
             if summary.current_run_id is None or summary.status == "ended":
                 continue
+            if not await self.store.log.lock_run(summary.session_id):
+                continue  # live in another process (a bassi command): not cut short at all
             session = await self.get(summary.session_id)
             run_id = session.state.current_run_id
-            if run_id is None:
-                continue
-            report = await self._recover(session, run_id, mode)
-            self.recovery.append(report)
+            if run_id is not None:
+                self.recovery.append(await self._recover(session, run_id, mode))
+            await session._unlock_run()  # kept while a continued run runs
         return self.recovery
 
     async def recover_session(self, session_id: str) -> RecoveryReport | None:
         """Mark one session's run that a crash cut short as interrupted (None: it has none).
 
-        For a process working on one session, such as the CLI, when no daemon is running: it
-        takes the database's ownership for the moment it takes, so it never touches a run that
-        a live daemon is running. `InvalidStateError` when another process owns the database.
+        For a process working on one session, such as the CLI. A run is only touched when its
+        run lock is free, i.e. no live process is running it; `InvalidStateError` otherwise.
         """
         session = await self.get(session_id)
+        async with session._start_lock:
+            run_id = session.state.current_run_id
+            if run_id is None or session.run_active or run_id == session._orphan:
+                return None
+            await session._lock_run()
+            try:
+                return await self._mark_interrupted(session)
+            finally:
+                await session._unlock_run()
+
+    async def _mark_interrupted(self, session: Session) -> RecoveryReport:
+        """Account for the session's unfinished run (the caller holds its run lock)."""
         run_id = session.state.current_run_id
-        if run_id is None or session.run_active or run_id == session._orphan:
-            return None
-        owned = self._owner
-        if not owned and not await self.store.log.claim_ownership():
+        if run_id is None:  # pragma: no cover - callers check
             raise InvalidStateError(
-                f"session {session_id} has an unfinished run, and another process (a running "
-                "`bassi serve`?) owns the database: that process recovers it",
+                f"session {session.id} has no unfinished run",
                 state=session.state.status,
-                expected="idle",
+                expected="running",
             )
-        try:
-            report = await self._recover(session, run_id, "mark")
-        finally:
-            if not owned:
-                await self.store.log.release_ownership()
+        report = await self._recover(session, run_id, "mark")
         self.recovery.append(report)
         return report
+
+    def background(self, work: Coroutine[Any, Any, None], name: str) -> asyncio.Task[None]:
+        """Run `work` as a task that `close` cancels and waits for."""
+        task = asyncio.get_running_loop().create_task(work, name=name)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+        return task
 
     async def _recover(self, session: Session, run_id: str, mode: str) -> RecoveryReport:
         state = session.state
@@ -610,7 +646,11 @@ class SessionManager:
 
     async def close(self) -> None:
         """Stop the runs (left open for recovery to carry on), flush and close the store."""
+        self.closing = True
         await asyncio.gather(*(s._shutdown() for s in self._sessions.values()))
+        for task in tuple(self._background):
+            task.cancel()
+        await asyncio.gather(*self._background, return_exceptions=True)
         for model in self._models.values():
             aclose = getattr(model, "aclose", None)
             if aclose is not None:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import os
 import sqlite3
 from collections.abc import Iterable, Mapping, Sequence
@@ -42,12 +43,19 @@ from bassi.store.rows import (
     stage_groups,
     summary_rows,
 )
-from bassi.store.sqlite import claim_file_ownership
+from bassi.store.sqlite import RunLocks, claim_file_ownership
 from bassi.store.tables import events as events_table
 from bassi.store.tables import sessions as sessions_table
 
 _PG_LOCK_KEY = 0x6261_7373  # "bass": serializes writers across processes on PostgreSQL
 _PG_OWNER_KEY = 0x6261_7374  # held by the process that owns the database (runs recovery)
+_PG_RUN_CLASS = 0x6261_7375  # with a session's key: held by the process running its run
+
+
+def _run_key(session_id: str) -> int:
+    """A session's advisory-lock key (int4) for `_PG_RUN_CLASS`."""
+    digest = hashlib.blake2b(session_id.encode(), digest_size=4).digest()
+    return int.from_bytes(digest, "big", signed=True)
 
 
 def _is_integrity_error(exc: BaseException) -> bool:
@@ -102,6 +110,10 @@ class SqlEventLog:
         self._memory = self.dialect == "sqlite" and (":memory:" in url or url.endswith("://"))
         self._memory_lock = asyncio.Lock()
         self._owner: AsyncConnection | int | bool | None = None
+        self._run_locks: set[str] = set()
+        self._run_locks_conn: AsyncConnection | None = None  # PostgreSQL: holds the run locks
+        self._run_locks_lock = asyncio.Lock()
+        self._file_run_locks: Any = None  # a file database: `RunLocks`, as SqliteEventLog
         self.writer: AsyncEngine = self._make_engine(write=True)
         self.reader: AsyncEngine = (
             self.writer
@@ -191,6 +203,49 @@ class SqlEventLog:
         elif isinstance(owner, int) and not isinstance(owner, bool):
             os.close(owner)  # closing the descriptor drops the flock
 
+    async def lock_run(self, session_id: str) -> bool:
+        """Take the session's run lock without waiting (see `SqliteEventLog.lock_run`).
+
+        PostgreSQL: a session-level advisory lock on a connection kept for the run locks, which
+        the server drops with the connection if this process dies. In-memory SQLite: one
+        process by construction.
+        """
+        if session_id in self._run_locks:
+            return True
+        if self.dialect == "postgresql":
+            async with self._run_locks_lock:
+                if self._run_locks_conn is None:
+                    self._run_locks_conn = await self.writer.connect()
+                conn = self._run_locks_conn
+                lock = func.pg_try_advisory_lock(_PG_RUN_CLASS, _run_key(session_id))
+                got = bool((await conn.execute(select(lock))).scalar())
+                await conn.commit()
+        elif self._memory:
+            got = True
+        else:
+            if self._file_run_locks is None:
+                path = self.url.split(":///", 1)[1].split("?", 1)[0]
+                self._file_run_locks = RunLocks.open(path + ".runs")
+            got = self._file_run_locks.lock(session_id, self)
+        if got:
+            self._run_locks.add(session_id)
+        return got
+
+    async def unlock_run(self, session_id: str) -> None:
+        """Release the session's run lock if this log holds it."""
+        if session_id not in self._run_locks:
+            return
+        self._run_locks.discard(session_id)
+        if self._run_locks_conn is not None:
+            async with self._run_locks_lock:
+                conn = self._run_locks_conn
+                await conn.execute(
+                    select(func.pg_advisory_unlock(_PG_RUN_CLASS, _run_key(session_id)))
+                )
+                await conn.commit()
+        elif self._file_run_locks is not None:
+            self._file_run_locks.unlock(session_id, self)
+
     async def ensure_schema(self) -> None:
         """Migrate the database to the newest revision unless it is already there."""
         await migrate.ensure_schema(self.writer)
@@ -198,6 +253,18 @@ class SqlEventLog:
     async def close(self) -> None:
         """Release every connection."""
         await self.release_ownership()
+        conn, self._run_locks_conn = self._run_locks_conn, None
+        if conn is not None:
+            with contextlib.suppress(Exception):
+                # Back to the pool it goes, so drop its session locks first.
+                await conn.execute(select(func.pg_advisory_unlock_all()))
+                await conn.commit()
+            with contextlib.suppress(Exception):
+                await conn.close()
+        if self._file_run_locks is not None:
+            self._file_run_locks.close(self)
+            self._file_run_locks = None
+        self._run_locks.clear()
         await self.writer.dispose()
         if self.reader is not self.writer:
             await self.reader.dispose()

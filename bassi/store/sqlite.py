@@ -21,12 +21,13 @@ import asyncio
 import contextlib
 import fcntl
 import functools
+import hashlib
 import os
 import sqlite3
 import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
 from bassi import events as ev
 from bassi.errors import ConcurrencyError, EventDecodeError, StoreError
@@ -100,6 +101,72 @@ def claim_file_ownership(path: str) -> int | None:
     return fd
 
 
+class RunLocks:
+    """Which process is running a run of which session: one POSIX byte-range lock per session
+    in `DB.runs`, taken without waiting.
+
+    The OS drops a dead process's locks, so a run whose lock is free is not running anywhere
+    and recovery may account for it; a run whose lock is held is live in another process and
+    must be left alone. POSIX locks belong to the process and vanish when *any* descriptor of
+    the file is closed, so each file is opened once per process and shared (`open`), and the
+    logs of one process that share it see each other's locks in `held`.
+    """
+
+    _files: ClassVar[dict[str, RunLocks]] = {}
+    _registry_lock = threading.Lock()
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self.fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        self.users = 0
+        self.held: dict[str, object] = {}  # session_id -> the log holding it in this process
+
+    @classmethod
+    def open(cls, path: str) -> RunLocks:
+        key = os.path.realpath(path)
+        with cls._registry_lock:
+            locks = cls._files.get(key)
+            if locks is None:
+                locks = cls._files[key] = cls(key)
+            locks.users += 1
+            return locks
+
+    def close(self, holder: object) -> None:
+        """`holder` is done with the file: its locks are released, and the file closed last."""
+        with self._registry_lock:
+            for session_id in [s for s, h in self.held.items() if h is holder]:
+                self._unlock(session_id)
+            self.users -= 1
+            if self.users == 0:
+                del self._files[self.path]
+                os.close(self.fd)
+
+    @staticmethod
+    def _offset(session_id: str) -> int:
+        return int.from_bytes(hashlib.blake2b(session_id.encode(), digest_size=7).digest(), "big")
+
+    def lock(self, session_id: str, holder: object) -> bool:
+        with self._registry_lock:
+            owner = self.held.get(session_id)
+            if owner is not None:
+                return owner is holder
+            try:
+                fcntl.lockf(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB, 1, self._offset(session_id))
+            except OSError:
+                return False  # another process holds it
+            self.held[session_id] = holder
+            return True
+
+    def unlock(self, session_id: str, holder: object) -> None:
+        with self._registry_lock:
+            if self.held.get(session_id) is holder:
+                self._unlock(session_id)
+
+    def _unlock(self, session_id: str) -> None:
+        del self.held[session_id]
+        fcntl.lockf(self.fd, fcntl.LOCK_UN, 1, self._offset(session_id))
+
+
 def _summary(row: Sequence[Any]) -> SessionSummary:
     return SessionSummary(*row)
 
@@ -127,6 +194,7 @@ class SqliteEventLog:
         self._read_conns_lock = threading.Lock()
         self._engines: dict[str, AsyncEngine] = {}
         self._owner: int | None = None
+        self._run_locks: RunLocks | None = None
         self._closed = False
 
     # --- connections -----------------------------------------------------------------------
@@ -237,6 +305,20 @@ class SqliteEventLog:
         self._owner = claim_file_ownership(self.path + ".owner")
         return self._owner is not None
 
+    async def lock_run(self, session_id: str) -> bool:
+        """Take the session's run lock without waiting (True if this log now holds it or
+        already did); False while another process, or another log, runs a run of it."""
+        if self._closed:
+            raise StoreError("the event log is closed")
+        if self._run_locks is None:
+            self._run_locks = RunLocks.open(self.path + ".runs")
+        return self._run_locks.lock(session_id, self)
+
+    async def unlock_run(self, session_id: str) -> None:
+        """Release the session's run lock if this log holds it."""
+        if self._run_locks is not None:
+            self._run_locks.unlock(session_id, self)
+
     async def release_ownership(self) -> None:
         """Stop being the owner (a no-op for a process that is not)."""
         owner, self._owner = self._owner, None
@@ -249,6 +331,9 @@ class SqliteEventLog:
             return
         self._closed = True
         await self.release_ownership()
+        if self._run_locks is not None:
+            self._run_locks.close(self)
+            self._run_locks = None
         loop = asyncio.get_running_loop()
         await loop.run_in_executor(None, self._write_thread.shutdown)
         await loop.run_in_executor(None, self._read_threads.shutdown)

@@ -16,7 +16,7 @@ import sys
 from pathlib import Path
 
 from bassi import events as ev
-from bassi.errors import ConcurrencyError
+from bassi.errors import ConcurrencyError, InvalidStateError
 from bassi.manager import Session, SessionManager
 from bassi.settings import Settings
 
@@ -76,7 +76,9 @@ async def race(db: str, session_id: str) -> None:
         try:
             async for _ in session.send("/stream 100 2"):
                 pass
-        except ConcurrencyError as exc:
+        except (ConcurrencyError, InvalidStateError) as exc:
+            # The other process holds the session's run lock (InvalidStateError), or it has
+            # already run and appended past the head this one loaded (ConcurrencyError).
             say(f"conflict {exc}")
             return
         say("ok")

@@ -336,3 +336,52 @@ async def test_a_loss_counted_after_the_last_turn_still_stops_run_completed(
         assert [e.type for e in ends] == ["run_failed"]
     finally:
         await manager.close()
+
+
+async def test_the_next_prompt_accounts_for_a_run_another_process_left_behind(
+    tmp_path: Path, db_path: str
+) -> None:
+    # The daemon has started (nothing to recover); then a bassi command runs a session and
+    # dies mid-run. Its run lock dies with it, so the daemon's next prompt to that session
+    # marks the run interrupted and carries on, without waiting for a restart.
+    daemon = await SessionManager.connect(db_path, settings=make_settings(tmp_path))
+    command = await SessionManager.connect(db_path, settings=make_settings(tmp_path), recover=False)
+    try:
+        session = await command.create(model="scripted")
+        cut = await session.prompt("/stream 1000 5")
+        await asyncio.sleep(0.2)
+    finally:
+        await command.close()  # the command's process is gone; its run never ended
+    try:
+        mine = await daemon.get(session.id)
+        assert mine.state.current_run_id == cut
+        assert await run_text(mine, "after") == "Echo #2: after"
+        ends = await daemon.store.query(session_id=session.id, types=list(ev.TERMINAL_RUN_TYPES))
+        assert [(e.run_id == cut, e.type) for e in ends] == [
+            (True, "run_interrupted"),
+            (False, "run_completed"),
+        ]
+    finally:
+        await daemon.close()
+
+
+async def test_a_run_live_in_another_manager_is_neither_recovered_nor_taken_over(
+    tmp_path: Path, db_path: str
+) -> None:
+    first = await SessionManager.connect(db_path, settings=make_settings(tmp_path))
+    second = await SessionManager.connect(db_path, settings=make_settings(tmp_path), recover=False)
+    try:
+        session = await first.create(model="scripted")
+        await session.prompt("/stream 400 5")
+        await asyncio.sleep(0.1)
+        with pytest.raises(InvalidStateError, match="in progress in another process"):
+            await second.recover_session(session.id)
+        other = await second.get(session.id)
+        with pytest.raises(InvalidStateError, match="in progress in another process"):
+            await other.prompt("me too")
+        await asyncio.wait_for(session.wait(), 30)
+        ends = await first.store.query(session_id=session.id, types=list(ev.TERMINAL_RUN_TYPES))
+        assert [e.type for e in ends] == ["run_completed"]
+    finally:
+        await second.close()
+        await first.close()

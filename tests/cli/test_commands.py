@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import re
 import sqlite3
+import time
 from dataclasses import dataclass
 
 import pytest
@@ -183,23 +184,57 @@ def test_run_accounts_for_a_run_a_crash_cut_short_then_continues(bassi: Bassi) -
     assert [(e["tool_call_id"], e["error_type"]) for e in failed] == [("call-1", "Interrupted")]
 
 
-def test_run_leaves_a_cut_run_to_the_process_that_owns_the_database(bassi: Bassi) -> None:
+def test_run_leaves_alone_a_run_that_another_process_is_running(bassi: Bassi) -> None:
     import fcntl
     import os
 
+    from bassi.store.sqlite import RunLocks
+
     session = session_of(bassi("run", "hello").stderr)
     _cut_a_run_short(bassi, session)
-    fd = os.open(f"{bassi.db}.owner", os.O_RDWR | os.O_CREAT)
+    fd = os.open(f"{bassi.db}.runs", os.O_RDWR | os.O_CREAT)
     try:
-        fcntl.flock(fd, fcntl.LOCK_EX)  # a live `bassi serve` holds this
+        # What a live process running that run holds (this test process plays it).
+        fcntl.lockf(fd, fcntl.LOCK_EX, 1, RunLocks._offset(session))
         result = bassi("run", "again", "--session", session)
     finally:
         os.close(fd)
     assert result.returncode == 2
-    assert "owns the database" in one_line_error(result)
+    assert "in progress in another process" in one_line_error(result)
     lines = bassi.json_lines("events", "tail", session, "-n", "100", "--json")
     cut = [e["type"] for e in lines if e["run_id"] == "cut-run"]
     assert cut == ["prompt_received", "run_started", "tool_call_started"], "left untouched"
+
+
+def test_a_second_command_cannot_take_over_a_session_another_is_running(bassi: Bassi) -> None:
+    import subprocess
+
+    from tests.cli.conftest import clean_env
+
+    session = session_of(bassi("run", "hello").stderr)
+    first = subprocess.Popen(
+        bassi.command("run", "/bash sleep 3; echo slept", "--session", session, "--yes"),
+        cwd=bassi.cwd,
+        env=clean_env(bassi.home),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        for _ in range(100):  # until the first command's run has started its tool call
+            lines = bassi.json_lines("events", "tail", session, "-n", "5", "--json")
+            if any(e["type"] == "tool_call_started" for e in lines):
+                break
+            time.sleep(0.1)
+        second = bassi("run", "second prompt", "--session", session)
+        assert second.returncode == 2, second.stderr
+        assert "in progress in another process" in one_line_error(second)
+    finally:
+        out, err = first.communicate(timeout=60)
+    assert first.returncode == 0, err
+    assert "slept" in out
+    lines = bassi.json_lines("events", "tail", session, "-n", "100", "--json")
+    assert not [e for e in lines if e["type"] in ("run_interrupted", "session_recovered")]
 
 
 # --- events --------------------------------------------------------------------------------

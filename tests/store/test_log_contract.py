@@ -204,3 +204,22 @@ async def test_only_one_store_at_a_time_owns_the_database(store: EventStore) -> 
         assert await other.log.claim_ownership()
     finally:
         await other.close()
+
+
+async def test_a_sessions_run_lock_has_one_holder_until_released_or_closed(
+    store: EventStore,
+) -> None:
+    if store.log.url.endswith(":memory:"):
+        pytest.skip("an in-memory database has one store by construction")
+    assert await store.log.lock_run("s")
+    assert await store.log.lock_run("s"), "taking it again is a no-op for the holder"
+    other = await EventStore.open(store.log.url)
+    try:
+        assert not await other.log.lock_run("s")
+        assert await other.log.lock_run("t"), "each session has its own lock"
+        await store.log.unlock_run("s")
+        assert await other.log.lock_run("s")
+        await other.close()  # closing releases everything it held
+        assert await store.log.lock_run("s") and await store.log.lock_run("t")
+    finally:
+        await other.close()
