@@ -14,7 +14,7 @@ from bassi.session import SessionStatus
 from bassi.settings import database_url
 from bassi.store.eventstore import EventStore
 from tests.agent.conftest import make_settings
-from tests.store.test_subscribers import FlakyLog
+from tests.store.test_subscribers import FlakyLog, flaky_store
 
 
 async def run_text(session: object, prompt: str) -> str:
@@ -229,10 +229,7 @@ async def flaky_manager(
     tmp_path: Path, db_path: str, retry_for: float
 ) -> tuple[FlakyLog, EventStore, SessionManager]:
     """A manager on a real SQLite file whose commits fail while `log.failing` is set."""
-    log = FlakyLog(database_url(db_path))
-    await log.ensure_schema()
-    store = EventStore(log, retry_for=retry_for)
-    await store.start()
+    log, store = await flaky_store(database_url(db_path), retry_for=retry_for)
     return log, store, SessionManager(store, make_settings(tmp_path))
 
 

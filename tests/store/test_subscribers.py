@@ -138,13 +138,23 @@ class FlakyLog(SqliteEventLog):
         await super().commit(groups, heads)
 
 
-async def test_failed_commits_publish_nothing_raise_and_recover(file_url: str) -> None:
-    from bassi.store import migrate
-
-    log = FlakyLog(file_url)
-    await migrate.upgrade(log.writer)
-    store = EventStore(log, retry_for=0.3)
+async def flaky_store(
+    url: str, *, retry_for: float, error: Exception | None = None
+) -> tuple[FlakyLog, EventStore]:
+    """A started store on a real SQLite file whose commits fail (with `error`) while
+    `log.failing` is set."""
+    log = FlakyLog(url)
+    if error is not None:
+        log.error = error
+    await log.ensure_schema()
+    store = EventStore(log, retry_for=retry_for)
     await store.start()
+    return log, store
+
+
+async def test_failed_commits_publish_nothing_raise_and_recover(file_url: str) -> None:
+
+    log, store = await flaky_store(file_url, retry_for=0.3)
     try:
         sub = store.subscribe(after=0)
         await store.append(delta("s", 0), durable=True)
@@ -170,11 +180,8 @@ async def test_a_lost_postgresql_connection_is_retried_not_taken_for_a_bug(
     # PostgreSQL inserts go straight to asyncpg, whose errors SQLAlchemy never wraps.
     import asyncpg
 
-    log = FlakyLog(file_url)
-    log.error = asyncpg.exceptions.ConnectionDoesNotExistError("connection was closed")
-    await log.ensure_schema()
-    store = EventStore(log, retry_for=10)
-    await store.start()
+    error = asyncpg.exceptions.ConnectionDoesNotExistError("connection was closed")
+    log, store = await flaky_store(file_url, retry_for=10, error=error)
     try:
         log.failing = True
         pending = asyncio.create_task(store.append(delta("s", 0), durable=True))
@@ -192,11 +199,8 @@ async def test_a_value_postgresql_refuses_fails_at_once_without_stalling_the_wri
 ) -> None:
     import asyncpg
 
-    log = FlakyLog(file_url)
-    log.error = asyncpg.exceptions.UntranslatableCharacterError("unsupported Unicode escape")
-    await log.ensure_schema()
-    store = EventStore(log, retry_for=10)
-    await store.start()
+    error = asyncpg.exceptions.UntranslatableCharacterError("unsupported Unicode escape")
+    log, store = await flaky_store(file_url, retry_for=10, error=error)
     try:
         log.failing = True
         with pytest.raises(PersistenceError, match="Unicode"):
