@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Coroutine
+from collections.abc import Coroutine, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
@@ -301,29 +301,31 @@ def chat(
     console = Console(highlight=False)
     history = _history(settings.home)
     with asyncio.Runner() as runner:
-        try:
+        with _one_line_errors():
             manager = runner.run(SessionManager.connect(url, settings=settings, recover=False))
-        except BassiError as exc:
-            raise fail(one_line(str(exc)), exit_code(exc)) from None
-        except Exception as exc:
-            raise _database_failure(exc) from None
         try:
-            current = runner.run(_first_session(manager, session, model, ws))
-            Chat(runner, manager, current, console, model=model, workspace=ws).loop()
-        except BassiError as exc:
-            raise fail(one_line(str(exc)), exit_code(exc)) from None
-        except Exception as exc:
-            raise _database_failure(exc) from None
+            with _one_line_errors():
+                current = runner.run(_first_session(manager, session, model, ws))
+                Chat(runner, manager, current, console, model=model, workspace=ws).loop()
         finally:
             _save_history(history)
             with contextlib.suppress(KeyboardInterrupt):
                 runner.run(manager.close())
 
 
-def _database_failure(exc: Exception) -> BaseException:
-    """One line for a database error; anything else is a bug and keeps its traceback."""
-    message = database_error(exc)
-    return exc if message is None else fail(message)
+@contextlib.contextmanager
+def _one_line_errors() -> Iterator[None]:
+    """bassi's and the database's errors as one line and an exit code; a bug keeps its
+    traceback."""
+    try:
+        yield
+    except BassiError as exc:
+        raise fail(one_line(str(exc)), exit_code(exc)) from None
+    except Exception as exc:
+        message = database_error(exc)
+        if message is None:
+            raise
+        raise fail(message) from None
 
 
 async def _first_session(
