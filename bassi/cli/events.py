@@ -11,7 +11,7 @@ import typer
 
 from bassi.cli.app import DbOption, JsonOption, app, existing_db, fail, run
 from bassi.cli.lookup import find_session, reading
-from bassi.cli.render import line, wire_json
+from bassi.cli.render import line
 
 events_app = typer.Typer(help="Read the event log.", no_args_is_help=True)
 app.add_typer(events_app, name="events")
@@ -46,7 +46,6 @@ def tail(
     if lines < 0:
         raise fail("--lines must be 0 or more", 2)
     url = existing_db(db)
-    show = wire_json if as_json else line
 
     async def main() -> None:
         async with reading(url) as log:
@@ -58,12 +57,18 @@ def tail(
             else:
                 cursor = max(0, await log.last_position() - lines)
             while True:
-                batch = await log.read(session_id=session_id, after=cursor, limit=1000)
-                for event in batch:
-                    sys.stdout.write(show(event) + "\n")
-                    cursor = event.seq if session_id is not None else (event.position or cursor)
+                if as_json:  # the log's wire JSON as it is: nothing decoded and encoded again
+                    rows = await log.read_wire(session_id=session_id, after=cursor, limit=1000)
+                    texts = [text for _, _, text in rows]
+                    marks = [seq if session_id is not None else pos for pos, seq, _ in rows]
+                else:
+                    events = await log.read(session_id=session_id, after=cursor, limit=1000)
+                    texts = [line(event) for event in events]
+                    marks = [e.seq if session_id is not None else e.position or 0 for e in events]
+                sys.stdout.writelines(text + "\n" for text in texts)
                 sys.stdout.flush()
-                if len(batch) == 1000:
+                cursor = marks[-1] if marks else cursor
+                if len(marks) == 1000:
                     continue
                 if not follow:
                     return

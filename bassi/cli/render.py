@@ -101,8 +101,8 @@ def line(event: ev.Event) -> str:
 
 
 def wire_json(event: ev.Event) -> str:
-    """The event's wire form as one JSON line."""
-    return json.dumps(event.to_wire(), ensure_ascii=False)
+    """The event's wire form as one JSON line (the same text the log and the streams give)."""
+    return event.model_dump_json()
 
 
 class LiveView:

@@ -19,6 +19,7 @@ from bassi.cli.render import compact, usage_text
 from bassi.messages import TextBlock, ThinkingBlock, ToolResultBlock, ToolUseBlock
 from bassi.session import FOLD_TYPES, SessionState, replay
 from bassi.store.readmodel import SessionSummary
+from bassi.store.rows import WireRow
 
 sessions_app = typer.Typer(help="List, show, export and end sessions.", no_args_is_help=True)
 app.add_typer(sessions_app, name="sessions")
@@ -120,17 +121,20 @@ def export(
     """Every event as JSON lines (the wire format), or the conversation as Markdown."""
     url = existing_db(db)
 
-    async def main() -> list[ev.Event]:
+    async def lines() -> list[WireRow]:
         async with reading(url) as log:
             summary = await find_session(log, session)
-            return await log.read(session_id=summary.session_id)
+            return await log.read_wire(session_id=summary.session_id)
 
-    events = run(main)
+    async def folded() -> list[ev.Event]:
+        async with reading(url) as log:
+            summary = await find_session(log, session)
+            return await log.read(session_id=summary.session_id, types=FOLD_TYPES)
+
     if fmt is ExportFormat.jsonl:
-        for event in events:
-            sys.stdout.write(json.dumps(event.to_wire(), ensure_ascii=False) + "\n")
+        sys.stdout.writelines(text + "\n" for _, _, text in run(lines))
         return
-    state = replay(e for e in events if e.type in FOLD_TYPES)
+    state = replay(run(folded))
     head = f"# {state.title or 'Session ' + state.session_id}\n\n"
     head += f"- session: `{state.session_id}`\n- model: `{state.model}`\n"
     head += f"- usage: {usage_text(state.usage)}\n\n"

@@ -31,7 +31,7 @@ from bassi import events as ev
 from bassi.errors import ConcurrencyError, PersistenceError, StoreError
 from bassi.store import open_log
 from bassi.store.readmodel import SessionSummary
-from bassi.store.rows import EventLog, Group
+from bassi.store.rows import EventLog, Group, WireRow
 from bassi.store.subscription import Overflow, SubscriberStats, Subscription
 
 log = logging.getLogger(__name__)
@@ -320,6 +320,21 @@ class EventStore:
     ) -> list[ev.Event]:
         """Committed events from the log; `after` is a seq with `session_id`, else a position."""
         return await self.log.read(
+            session_id=session_id, run_id=run_id, types=types, after=after, limit=limit
+        )
+
+    async def query_wire(
+        self,
+        *,
+        session_id: str | None = None,
+        run_id: str | None = None,
+        types: Iterable[str] | None = None,
+        after: int = 0,
+        limit: int | None = None,
+    ) -> list[WireRow]:
+        """What `query` returns, as (position, seq, wire JSON) for a consumer that only sends
+        events on (a stream catching up, the events API): no typed event is built."""
+        return await self.log.read_wire(
             session_id=session_id, run_id=run_id, types=types, after=after, limit=limit
         )
 

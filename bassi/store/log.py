@@ -36,10 +36,12 @@ from bassi.store.rows import (
     COLUMNS,
     Group,
     RetryWithIdCheck,
+    WireRow,
     chunks,
     event_row,
     match_retries,
     row_to_event,
+    row_to_wire,
     stage_groups,
     summary_rows,
 )
@@ -365,6 +367,38 @@ class SqlEventLog:
         limit: int | None = None,
     ) -> list[ev.Event]:
         """Committed events in order; `after` is a seq with `session_id`, else a position."""
+        stmt = self._select_events(session_id, run_id, types, after, limit)
+        async with self._shared(), self.reader.connect() as conn:
+            result = await conn.execute(stmt)
+            return [row_to_event(row) for row in result]
+
+    async def read_wire(
+        self,
+        *,
+        session_id: str | None = None,
+        run_id: str | None = None,
+        types: Iterable[str] | None = None,
+        after: int = 0,
+        limit: int | None = None,
+    ) -> list[WireRow]:
+        """What `read` selects, as (position, seq, wire JSON).
+
+        asyncpg hands JSONB over decoded, so on PostgreSQL each event is built and dumped;
+        SQLite through SQLAlchemy gives the text (`json.dumps`'s spelling: equal as JSON).
+        """
+        stmt = self._select_events(session_id, run_id, types, after, limit)
+        async with self._shared(), self.reader.connect() as conn:
+            result = await conn.execute(stmt)
+            return [row_to_wire(row) for row in result]
+
+    def _select_events(
+        self,
+        session_id: str | None,
+        run_id: str | None,
+        types: Iterable[str] | None,
+        after: int,
+        limit: int | None,
+    ) -> Any:
         t = events_table
         stmt = self._select()
         if session_id is not None:
@@ -381,9 +415,7 @@ class SqlEventLog:
             stmt = stmt.where(t.c.type.in_(wanted))
         if limit is not None:
             stmt = stmt.limit(limit)
-        async with self._shared(), self.reader.connect() as conn:
-            result = await conn.execute(stmt)
-            return [row_to_event(row) for row in result]
+        return stmt
 
     async def last_seq(self, session_id: str) -> int:
         """The session's last committed seq (0 when it has none)."""

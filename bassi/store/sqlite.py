@@ -37,10 +37,12 @@ from bassi.store.rows import (
     SUMMARY_COLUMNS,
     Group,
     RetryWithIdCheck,
+    WireRow,
     chunks,
     event_row,
     match_retries,
     row_to_event,
+    row_to_wire,
     stage_groups,
     summary_rows,
 )
@@ -75,6 +77,41 @@ _UPSERT_SUMMARY = (
     + ", ".join(f"{c} = excluded.{c}" for c in SUMMARY_COLUMNS if c != "session_id")
 )
 _SELECT_SUMMARIES = f"SELECT {', '.join(SUMMARY_COLUMNS)} FROM sessions"
+
+
+def _select_events(
+    session_id: str | None,
+    run_id: str | None,
+    types: Iterable[str] | None,
+    after: int,
+    limit: int | None,
+) -> tuple[str, list[Any]]:
+    """The SELECT (and its parameters) behind `read` and `read_wire`."""
+    where: list[str] = []
+    params: list[Any] = []
+    if session_id is not None:
+        where.append("session_id = ? AND seq > ?")
+        params += [session_id, after]
+        order = "seq"
+    else:
+        where.append("position > ?")
+        params.append(after)
+        order = "position"
+    if run_id is not None:
+        where.append("run_id = ?")
+        params.append(run_id)
+    if types is not None:
+        wanted = sorted(set(types))
+        unknown = [name for name in wanted if name not in ev.EVENT_TYPES]
+        if unknown:
+            raise EventDecodeError(f"unknown event type {unknown[0]!r}")
+        where.append(f"type IN ({', '.join('?' * len(wanted))})" if wanted else "0")
+        params += wanted
+    sql = f"{_SELECT} WHERE {' AND '.join(where)} ORDER BY {order}"
+    if limit is not None:
+        sql += " LIMIT ?"
+        params.append(limit)
+    return sql, params
 
 
 def sqlite_path(url: str) -> str | None:
@@ -463,33 +500,27 @@ class SqliteEventLog:
         limit: int | None = None,
     ) -> list[ev.Event]:
         """Committed events in order; `after` is a seq with `session_id`, else a position."""
-        where: list[str] = []
-        params: list[Any] = []
-        if session_id is not None:
-            where.append("session_id = ? AND seq > ?")
-            params += [session_id, after]
-            order = "seq"
-        else:
-            where.append("position > ?")
-            params.append(after)
-            order = "position"
-        if run_id is not None:
-            where.append("run_id = ?")
-            params.append(run_id)
-        if types is not None:
-            wanted = sorted(set(types))
-            unknown = [name for name in wanted if name not in ev.EVENT_TYPES]
-            if unknown:
-                raise EventDecodeError(f"unknown event type {unknown[0]!r}")
-            where.append(f"type IN ({', '.join('?' * len(wanted))})" if wanted else "0")
-            params += wanted
-        sql = f"{_SELECT} WHERE {' AND '.join(where)} ORDER BY {order}"
-        if limit is not None:
-            sql += " LIMIT ?"
-            params.append(limit)
+        sql, params = _select_events(session_id, run_id, types, after, limit)
 
         def read() -> list[ev.Event]:
             return [row_to_event(row) for row in self._reader_conn().execute(sql, params)]
+
+        return await self._on_reader(read)
+
+    async def read_wire(
+        self,
+        *,
+        session_id: str | None = None,
+        run_id: str | None = None,
+        types: Iterable[str] | None = None,
+        after: int = 0,
+        limit: int | None = None,
+    ) -> list[WireRow]:
+        """What `read` selects, as (position, seq, wire JSON) without building typed events."""
+        sql, params = _select_events(session_id, run_id, types, after, limit)
+
+        def read() -> list[WireRow]:
+            return [row_to_wire(row) for row in self._reader_conn().execute(sql, params)]
 
         return await self._on_reader(read)
 

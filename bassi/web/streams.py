@@ -273,18 +273,19 @@ class _Stream:
                 if not self.live:
                     if feed.ended:
                         return
-                    page = await store.query(
+                    # Sent as stored: the log's wire JSON, no typed event built and dumped.
+                    page = await store.query_wire(
                         session_id=self.session_id, after=self.cursor, limit=_LOG_PAGE
                     )
                     if self._fell_behind:  # live events this stream missed, read from the log
                         self.context.metrics.retired_drops += len(page)
-                    last = page[-1].seq if page else self.cursor
+                    last = page[-1][1] if page else self.cursor
                     if len(page) < _LOG_PAGE or feed.holds(last + 1):
                         self.live, self._fell_behind = True, False
                     for start in range(0, len(page), limit):
                         part = page[start : start + limit]
-                        self.cursor = part[-1].seq
-                        yield [e.seq for e in part], [wire_json(e) for e in part]
+                        self.cursor = part[-1][1]
+                        yield [seq for _, seq, _ in part], [text for _, _, text in part]
                         await asyncio.sleep(0)
                     continue
                 taken = feed.since(self.cursor, limit)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+from datetime import UTC, datetime
+from typing import Any
 
 import pytest
 from sqlalchemy import text
@@ -12,6 +14,7 @@ from bassi import events as ev
 from bassi.errors import ConcurrencyError, EventDecodeError, IdempotencyError, StoreError
 from bassi.session import SessionStatus, replay
 from bassi.store.eventstore import EventStore
+from bassi.store.sqlite import SqliteEventLog
 from tests.store.samples import one_of_each
 
 
@@ -126,6 +129,67 @@ async def test_every_event_type_round_trips_through_wire_json_and_the_database(
         assert ev.decode_json(json.dumps(after.to_wire())) == after
 
 
+async def test_wire_reads_give_each_events_wire_json_without_decoding_it(
+    store: EventStore,
+) -> None:
+    on_the_second = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)  # pydantic drops ".000000"
+    extra = [
+        ev.TokenDelta(
+            session_id="s",
+            run_id=None,
+            message_id="m9",
+            index=0,
+            channel="text",
+            text='tab\t "quote" \\ ünï ✓ \x01',
+            recorded_at=on_the_second,
+        ),
+    ]
+    await store.append_many(one_of_each("s") + extra, durable=True)
+    await store.append_many(one_of_each("t"), durable=True)
+    queries = [
+        {"session_id": "s"},
+        {"session_id": "s", "run_id": "run-2"},
+        {"session_id": "s", "types": ["token_delta", "message_completed"]},
+        {"session_id": "s", "after": 5, "limit": 3},
+        {"after": 10, "limit": 50},
+        {},
+    ]
+    for query in queries:
+        events = await store.query(**query)  # type: ignore[arg-type]
+        rows = await store.query_wire(**query)  # type: ignore[arg-type]
+        assert events, query
+        assert [(pos, seq) for pos, seq, _ in rows] == [(e.position, e.seq) for e in events]
+        assert [json.loads(text) for _, _, text in rows] == [e.to_wire() for e in events]
+        if isinstance(store.log, SqliteEventLog):  # the default: the very text pydantic writes
+            assert [text for _, _, text in rows] == [e.model_dump_json() for e in events]
+    [(_, _, text)] = await store.query_wire(session_id="s", after=len(one_of_each("s")))
+    assert '"recorded_at":"2026-01-02T03:04:05Z"' in text
+    assert ev.decode_json(text) == (await store.query(session_id="s"))[-1]
+
+
+async def test_a_wire_read_upcasts_an_older_schema_version_like_a_typed_read(
+    store: EventStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def v0_to_v1(data: dict[str, Any]) -> dict[str, Any]:
+        data["content"] = data.pop("text")
+        return data
+
+    monkeypatch.setitem(ev.UPCASTERS, ("prompt_received", 0), v0_to_v1)
+    await store.append(prompt("s", 1), durable=True)
+    async with store.log.writer.begin() as conn:
+        await conn.execute(
+            text(
+                "INSERT INTO events (position, event_id, session_id, seq, run_id, type, v, recorded_at, payload) "
+                "VALUES (99, 'x-1', 's', 2, 'r', 'prompt_received', 0, "
+                "'2026-01-01T00:00:00.000000Z', '{\"text\": \"old prompt\"}')"
+            )
+        )
+    [old] = await store.query(session_id="s", after=1)
+    assert isinstance(old, ev.PromptReceived) and old.content == "old prompt" and old.v == 1
+    [(_, _, wire)] = await store.query_wire(session_id="s", after=1)
+    assert json.loads(wire) == old.to_wire()
+
+
 async def test_an_unknown_type_in_the_database_fails_loudly_and_names_it(store: EventStore) -> None:
     await store.append(prompt("s", 1), durable=True)
     async with store.log.writer.begin() as conn:
@@ -137,6 +201,8 @@ async def test_an_unknown_type_in_the_database_fails_loudly_and_names_it(store: 
         )
     with pytest.raises(EventDecodeError, match="mystery_event"):
         await store.query(session_id="s")
+    with pytest.raises(EventDecodeError, match="mystery_event"):
+        await store.query_wire(session_id="s")
     with pytest.raises(EventDecodeError, match="mystery_event"):
         ev.decode({"type": "mystery_event", "session_id": "s"})
 
