@@ -31,6 +31,7 @@ cannot be imported is reported as missing, with the reason.
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import sys
 import tempfile
@@ -70,7 +71,11 @@ def _chunks(items: list[Any], size: int) -> list[list[Any]]:
 # --- bassi ----------------------------------------------------------------------------------
 
 
-async def bassi_run(path: Path, work: Workload, mode: str) -> tuple[float, float]:
+async def bassi_run(
+    path: Path, work: Workload, mode: str, *, wire: bool = False
+) -> tuple[float, float]:
+    """bassi's `EventStore`; the reload builds typed events (`query`), or with `wire` reads
+    each event's wire JSON (`query_wire`: what a stream catching up or the events API sends)."""
     sessions = [f"s{n}" for n in range(work["sessions"])]
     events = {
         sid: [
@@ -101,8 +106,9 @@ async def bassi_run(path: Path, work: Workload, mode: str) -> tuple[float, float
     store = await EventStore.open(database_url(str(path)))
     started = time.perf_counter()
     loaded = 0
+    read = store.query_wire if wire else store.query
     for sid in sessions:
-        loaded += len(await store.query(session_id=sid))
+        loaded += len(await read(session_id=sid))
     reloaded = time.perf_counter() - started
     await store.close()
     assert loaded == len(sessions) * work["per_session"], loaded
@@ -255,19 +261,22 @@ def _eventsourcing_sync(path: Path, work: Workload, mode: str) -> tuple[float, f
 # --- the floor: raw sqlite3, no library ----------------------------------------------------
 
 
-async def floor_run(path: Path, work: Workload, mode: str) -> tuple[float, float]:
+async def floor_run(
+    path: Path, work: Workload, mode: str, *, decode: bool = False
+) -> tuple[float, float]:
     """Not a peer: the least work any SQLite-backed store must do for the same workload.
 
     Rows are serialized before the clock starts; persisting is `executemany` plus a durable
     commit (WAL, `synchronous=FULL`) per batch of 256 (`many`: per session), whatever `mode`
-    is, and reloading fetches each session's rows without decoding them. A store that has to
-    serialize, commit and decode cannot beat it, so floor / fastest peer is the best ratio any
-    store could reach against that peer on this machine.
+    is, and reloading fetches each session's rows without decoding them (with `decode`:
+    `json.loads` of each, the least a store that hands back decoded events must do). A store
+    that has to serialize, commit and decode cannot beat it, so floor / fastest peer is the
+    best ratio any store could reach against that peer on this machine.
     """
-    return await asyncio.to_thread(_floor_sync, path, work)
+    return await asyncio.to_thread(_floor_sync, path, work, decode)
 
 
-def _floor_sync(path: Path, work: Workload) -> tuple[float, float]:
+def _floor_sync(path: Path, work: Workload, decode: bool) -> tuple[float, float]:
     import sqlite3
 
     sessions = [f"s{n}" for n in range(work["sessions"])]
@@ -295,7 +304,10 @@ def _floor_sync(path: Path, work: Workload) -> tuple[float, float]:
     loaded = 0
     for sid in sessions:
         query = "SELECT payload FROM events WHERE session_id = ? ORDER BY seq"
-        loaded += len(conn.execute(query, (sid,)).fetchall())
+        fetched: list[Any] = conn.execute(query, (sid,)).fetchall()
+        if decode:
+            fetched = [json.loads(payload) for (payload,) in fetched]
+        loaded += len(fetched)
     reloaded = time.perf_counter() - started
     conn.close()
     assert loaded == len(sessions) * work["per_session"], loaded
@@ -308,6 +320,12 @@ Runner = Callable[[Path, Workload, str], Awaitable[tuple[float, float]]]
 
 FLOOR = "sqlite3 floor"
 """Not a peer (see `floor_run`): excluded when the fastest peer is picked."""
+DECODED_FLOOR = "floor + json.loads"
+"""The floor whose reload decodes each row, as every peer's does."""
+WIRE = "bassi wire"
+"""bassi reloading wire JSON (`query_wire`) rather than typed events."""
+OURS = ("bassi", WIRE, FLOOR, DECODED_FLOOR)
+"""The rows that are not peers."""
 
 PEERS: dict[str, tuple[str, Runner]] = {
     "openai-agents": ("OpenAI Agents SDK SQLiteSession", openai_agents_run),
@@ -320,7 +338,9 @@ SCRIPT = str(Path(__file__).resolve())
 
 RUNNERS: dict[str, Runner] = {
     "bassi": bassi_run,
+    WIRE: functools.partial(bassi_run, wire=True),
     FLOOR: floor_run,
+    DECODED_FLOOR: functools.partial(floor_run, decode=True),
     **{name: runner for name, (_, runner) in PEERS.items()},
 }
 
@@ -390,7 +410,7 @@ def _cell_main(name: str, mode: str, work: str, path: str) -> None:
 async def run(quick: bool) -> dict[str, Any]:
     """Every (store, mode, workload) cell: persist and reload events/s, and the ratio to bassi."""
     works = workloads(quick)
-    contenders: dict[str, Runner] = {"bassi": bassi_run, FLOOR: floor_run}
+    contenders: dict[str, Runner] = {name: RUNNERS[name] for name in OURS}
     missing: dict[str, str] = {}
     for name, (_, runner) in PEERS.items():
         problem = _import_error(name)
@@ -435,11 +455,7 @@ async def run(quick: bool) -> dict[str, Any]:
                 results[f"{mode}/{work_name}"] = {"events": cell["bassi"]["events"], "stores": cell}
     summary = {}
     for key, cell in results.items():
-        peers = {
-            n: r
-            for n, r in cell["stores"].items()
-            if n not in ("bassi", FLOOR) and "persist_eps" in r
-        }
+        peers = {n: r for n, r in cell["stores"].items() if n not in OURS and "persist_eps" in r}
         if not peers:
             continue
         fastest_persist = max(peers, key=lambda n: peers[n]["persist_eps"])
@@ -450,6 +466,16 @@ async def run(quick: bool) -> dict[str, Any]:
             "fastest_peer_reload": fastest_reload,
             "bassi_vs_fastest_reload": peers[fastest_reload]["reload_ratio"],
         }
+        wire = cell["stores"].get(WIRE)
+        if wire is not None and "reload_eps" in wire:
+            summary[key]["bassi_wire_vs_fastest_reload"] = round(
+                wire["reload_eps"] / peers[fastest_reload]["reload_eps"], 2
+            )
+        decoded = cell["stores"].get(DECODED_FLOOR)
+        if decoded is not None and "reload_eps" in decoded:
+            summary[key]["decoded_floor_vs_fastest_reload"] = round(
+                decoded["reload_eps"] / peers[fastest_reload]["reload_eps"], 2
+            )
         floor = cell["stores"].get(FLOOR)
         if floor is not None:
             # The best any store could do against the same peer: floor / fastest peer.
@@ -467,7 +493,8 @@ async def run(quick: bool) -> dict[str, Any]:
         "versions": _versions(),
         "note": (
             "ratio = bassi events/s / peer events/s (above 1: bassi is faster); "
-            f"{FLOOR!r} is raw sqlite3 doing the least any store must (not a peer)"
+            f"{FLOOR!r} is raw sqlite3 doing the least any store must, {DECODED_FLOOR!r} the"
+            f" same decoding each row on reload, {WIRE!r} bassi reloading wire JSON (not peers)"
         ),
     }
 
@@ -475,13 +502,13 @@ async def run(quick: bool) -> dict[str, Any]:
 def print_table(result: dict[str, Any]) -> None:
     for key, cell in result["results"].items():
         print(f"\npeers {key} ({cell['events']:,} events)")
-        print(f"  {'store':16} {'persist/s':>10} {'x bassi':>8} {'reload/s':>10} {'x bassi':>8}")
+        print(f"  {'store':18} {'persist/s':>10} {'x bassi':>8} {'reload/s':>10} {'x bassi':>8}")
         for name, row in cell["stores"].items():
             if "skipped" in row:
-                print(f"  {name:16} {'(' + row['skipped'] + ')'}")
+                print(f"  {name:18} {'(' + row['skipped'] + ')'}")
                 continue
             print(
-                f"  {name:16} {row['persist_eps']:>10,} {row['persist_ratio']:>8} "
+                f"  {name:18} {row['persist_eps']:>10,} {row['persist_ratio']:>8} "
                 f"{row['reload_eps']:>10,} {row['reload_ratio']:>8}"
                 + ("" if row["events"] == cell["events"] else f"  ({row['events']:,} events)")
             )
@@ -491,8 +518,10 @@ def print_table(result: dict[str, Any]) -> None:
         print(
             f"  {key}: bassi {row['bassi_vs_fastest_persist']}x the fastest peer persisting"
             f" ({row['fastest_peer_persist']}; floor {row.get('floor_vs_fastest_persist')}x),"
-            f" {row['bassi_vs_fastest_reload']}x reloading"
-            f" ({row['fastest_peer_reload']}; floor {row.get('floor_vs_fastest_reload')}x)"
+            f" {row['bassi_vs_fastest_reload']}x reloading typed events,"
+            f" {row.get('bassi_wire_vs_fastest_reload')}x wire JSON"
+            f" ({row['fastest_peer_reload']}; floor {row.get('floor_vs_fastest_reload')}x,"
+            f" decoded floor {row.get('decoded_floor_vs_fastest_reload')}x)"
         )
 
 
