@@ -29,7 +29,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_en
 from sqlalchemy.pool import StaticPool
 
 from bassi import events as ev
-from bassi.errors import ConcurrencyError, EventDecodeError, StoreError
+from bassi.errors import ConcurrencyError, StoreError
 from bassi.store import migrate
 from bassi.store.readmodel import SessionSummary, summarize
 from bassi.store.rows import (
@@ -39,6 +39,7 @@ from bassi.store.rows import (
     WireRow,
     chunks,
     event_row,
+    known_types,
     match_retries,
     row_to_event,
     row_to_wire,
@@ -408,10 +409,7 @@ class SqlEventLog:
         if run_id is not None:
             stmt = stmt.where(t.c.run_id == run_id)
         if types is not None:
-            wanted = sorted(set(types))
-            unknown = [name for name in wanted if name not in ev.EVENT_TYPES]
-            if unknown:
-                raise EventDecodeError(f"unknown event type {unknown[0]!r}")
+            wanted = known_types(types)
             stmt = stmt.where(t.c.type.in_(wanted))
         if limit is not None:
             stmt = stmt.limit(limit)

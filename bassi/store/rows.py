@@ -91,6 +91,15 @@ class EventLog(Protocol):
     async def pragmas(self) -> dict[str, Any]: ...
 
 
+def known_types(types: Iterable[str]) -> list[str]:
+    """The event types a read asks for, sorted; an unknown name fails and is named."""
+    wanted = sorted(set(types))
+    unknown = [name for name in wanted if name not in ev.EVENT_TYPES]
+    if unknown:
+        raise EventDecodeError(f"unknown event type {unknown[0]!r}")
+    return wanted
+
+
 def row_to_event(row: Sequence[Any]) -> ev.Event:
     """An event from a row of `COLUMNS` + payload (payload as JSON text or already decoded)."""
     position, event_id, session_id, seq, run_id, type_, v, recorded_at, payload = row

@@ -30,7 +30,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
 from bassi import events as ev
-from bassi.errors import ConcurrencyError, EventDecodeError, StoreError
+from bassi.errors import ConcurrencyError, StoreError
 from bassi.store.readmodel import SessionSummary, summarize
 from bassi.store.rows import (
     COLUMNS,
@@ -40,6 +40,7 @@ from bassi.store.rows import (
     WireRow,
     chunks,
     event_row,
+    known_types,
     match_retries,
     row_to_event,
     row_to_wire,
@@ -101,10 +102,7 @@ def _select_events(
         where.append("run_id = ?")
         params.append(run_id)
     if types is not None:
-        wanted = sorted(set(types))
-        unknown = [name for name in wanted if name not in ev.EVENT_TYPES]
-        if unknown:
-            raise EventDecodeError(f"unknown event type {unknown[0]!r}")
+        wanted = known_types(types)
         where.append(f"type IN ({', '.join('?' * len(wanted))})" if wanted else "0")
         params += wanted
     sql = f"{_SELECT} WHERE {' AND '.join(where)} ORDER BY {order}"
