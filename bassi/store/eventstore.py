@@ -230,14 +230,19 @@ class EventStore:
                 await self.log.commit(groups, self._heads)
                 break
             except ConcurrencyError as exc:  # a foreign writer raced us past the lock
-                for group in groups:
-                    group.error = exc
+                if len(groups) > 1:
+                    await self._commit_alone(groups)
+                else:
+                    groups[0].error = exc
                 break
             except Exception as exc:
                 self._healthy = False
                 self._last_error = f"{type(exc).__name__}: {exc}"
-                if not _is_outage(exc):  # a bug, not an outage: fail these appends, keep the writer
+                if not _is_outage(exc):  # a bug or a refused value, not an outage
                     log.exception("commit failed")
+                    if len(groups) > 1:  # one append's bad event must not fail everyone's
+                        await self._commit_alone(groups)
+                        break
                     self._fail(batch, exc)
                     return
                 if time.monotonic() + delay > deadline:
@@ -247,7 +252,10 @@ class EventStore:
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 1.0)
         elapsed = 0.0
-        if groups:  # a batch of flush markers alone proves nothing about the database
+        refused = any(g.error and not isinstance(g.error, ConcurrencyError) for g in groups)
+        # A batch of flush markers alone proves nothing about the database; nor does one
+        # whose groups it refused.
+        if groups and not refused:
             elapsed = time.perf_counter() - started
             self._healthy, self._last_error = True, None
             self._batches += 1
@@ -257,8 +265,8 @@ class EventStore:
         for item in batch:
             group = item.group
             if group.error is not None:
-                for event in group.events:
-                    self._heads.pop(event.session_id, None)  # re-learn the head from the log
+                # The head stays: the session's log is where this process last saw it, and a
+                # foreign append since must still be a ConcurrencyError.
                 self._lose(item, group.error)
                 _settle(item, error=group.error)
                 continue
@@ -272,12 +280,27 @@ class EventStore:
             listener(len(committed), elapsed)
         await self._publish(committed)
 
+    async def _commit_alone(self, groups: list[Group]) -> None:
+        """Commit each group in a transaction of its own, after the batch failed as a whole for
+        a reason other than an outage (a value the database refused, a foreign writer): only
+        the groups at fault fail, not every session that shared the batch."""
+        for group in groups:
+            group.committed, group.error = [], None
+            try:
+                await self.log.commit([group], self._heads)
+            except ConcurrencyError as exc:
+                group.error = exc
+            except Exception as exc:
+                self._last_error = f"{type(exc).__name__}: {exc}"
+                group.error = PersistenceError(f"could not commit events: {exc}")
+            else:
+                for event in group.committed:  # the next group of the session follows these
+                    self._heads[event.session_id] = event.seq
+
     def _fail(self, batch: list[_Pending], exc: Exception) -> None:
         self._failed_batches += 1
         error = PersistenceError(f"could not commit events: {exc}")
         for item in batch:
-            for event in item.group.events:
-                self._heads.pop(event.session_id, None)
             self._lose(item, error)
             _settle(item, error=error)
 

@@ -91,8 +91,12 @@ async def test_second_writer_at_a_taken_seq_gets_concurrency_error_and_writes_no
         with pytest.raises(ConcurrencyError):
             await other.append_many([prompt("s", 6), prompt("s", 7)], durable=True)
         assert [e.seq for e in await store.query(session_id="s")] == [1, 2]
-        # the loser re-learns the head and can append after it
-        again = await other.append(prompt("s", 8), durable=True)
+        # the loser stays refused until it has read the session again ...
+        with pytest.raises(ConcurrencyError):
+            await other.append(prompt("s", 8), durable=True)
+        # ... and then appends after what it read
+        other.claim("s", await other.log.last_seq("s"))
+        again = await other.append(prompt("s", 9), durable=True)
         assert again.seq == 3
     finally:
         await other.close()

@@ -7,7 +7,7 @@ import asyncio
 import pytest
 
 from bassi import events as ev
-from bassi.errors import PersistenceError, StoreError
+from bassi.errors import ConcurrencyError, PersistenceError, StoreError
 from bassi.store.eventstore import EventStore
 from bassi.store.rows import Group
 from bassi.store.sqlite import SqliteEventLog
@@ -170,6 +170,50 @@ async def test_failed_commits_publish_nothing_raise_and_recover(file_url: str) -
         got = await asyncio.wait_for(take(sub, 2), 5)
         assert [e.text for e in got] == ["t0", "t3"]  # type: ignore[union-attr]
         assert [e.text for e in await store.query()] == ["t0", "t3"]  # type: ignore[union-attr]
+    finally:
+        await store.close()
+
+
+async def test_after_a_failed_commit_a_foreign_append_is_still_a_concurrency_error(
+    file_url: str,
+) -> None:
+    log, mine = await flaky_store(file_url, retry_for=0.1)
+    other = await EventStore.open(file_url)
+    try:
+        await mine.append(delta("s", 0), durable=True)  # this process has read up to seq 1
+        other.claim("s", await other.log.last_seq("s"))
+        log.failing = True
+        with pytest.raises(PersistenceError):
+            await mine.append(delta("s", 1), durable=True)
+        log.failing = False
+        await other.append(delta("s", 2), durable=True)  # another process appends seq 2
+        with pytest.raises(ConcurrencyError):
+            await mine.append(delta("s", 3), durable=True)  # on top of a log it has not read
+        assert [e.text for e in await other.query(session_id="s")] == ["t0", "t2"]  # type: ignore[union-attr]
+    finally:
+        await mine.close()
+        await other.close()
+
+
+async def test_an_event_the_database_refuses_fails_its_own_append_not_its_batch(
+    file_url: str,
+) -> None:
+    store = await EventStore.open(file_url)
+    try:
+        bad = delta("b", 0).model_copy(update={"text": "half a pair: \ud800"})
+        results = await asyncio.gather(
+            store.append(delta("a", 0)),  # not durable
+            store.append(bad, durable=True),
+            store.append(delta("c", 0), durable=True),
+            return_exceptions=True,
+        )  # queued before the writer wakes: one batch
+        assert isinstance(results[1], PersistenceError) and "surrogate" in str(results[1])
+        assert isinstance(results[2], ev.TokenDelta) and results[2].seq == 1
+        await store.flush()
+        assert [e.session_id for e in await store.query()] == ["a", "c"]
+        assert store.lost("a") == 0 and store.lost("c") == 0
+        assert (await store.append(delta("b", 1), durable=True)).seq == 1  # b is not stuck
+        assert store.stats().healthy
     finally:
         await store.close()
 
