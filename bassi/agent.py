@@ -353,6 +353,8 @@ class Agent:
     async def _end(self, run_id: str, *terminal: ev.Event) -> None:
         """Close every open call (the history stays valid for any provider), then end the run."""
         await self.port.settle()
+        if self.port.state.current_run_id != run_id:
+            return  # its end committed while the run was being stopped: it has one already
         closing = close_open_calls(
             self.port.state,
             run_id,

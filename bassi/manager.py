@@ -138,6 +138,7 @@ class Session:
             raise InvalidStateError("prompt is empty", state="empty", expected="text")
         async with self._start_lock:
             self._check_can_run()
+            await self.settle()  # the end of a run just cancelled may still be committing
             # A bad model spec is a ConfigError before anything is written.
             model = self._manager.model_for(self._state.model)
             await self._close_orphaned_run()
@@ -150,12 +151,21 @@ class Session:
                 self._lost_seen = self._manager.store.lost(self.id)  # earlier losses are told
                 run_id = ev.new_id()
                 ids = {"session_id": self.id, "run_id": run_id}
-                await self.append(
-                    ev.PromptReceived(**ids, content=content, user=user),
-                    ev.RunStarted(
-                        **ids, model=self._state.model, permission_mode=self._state.permission_mode
-                    ),
-                )
+                try:
+                    await self.append(
+                        ev.PromptReceived(**ids, content=content, user=user),
+                        ev.RunStarted(
+                            **ids,
+                            model=self._state.model,
+                            permission_mode=self._state.permission_mode,
+                        ),
+                    )
+                except asyncio.CancelledError:
+                    # The caller went away, but the commit went on: a run on record is run.
+                    await self.settle()
+                    if self._state.current_run_id == run_id:
+                        self._start(run_id, model)
+                    raise
                 self._start(run_id, model)
             except BaseException:
                 await self._unlock_run()
@@ -203,6 +213,8 @@ class Session:
         run could not record its own end. Record it now, before a new run starts.
         """
         run_id = self._state.current_run_id
+        if self._orphan is not None and self._orphan != run_id:
+            self._orphan = None  # its end was committed after all
         if run_id is None or self.run_active or run_id != self._orphan:
             return
         ids = {"session_id": self.id, "run_id": run_id}
@@ -257,19 +269,27 @@ class Session:
         self._task.add_done_callback(lambda _: self._run_gone(run_id))
 
     def _run_gone(self, run_id: str) -> None:
-        """A run task ended. Its end committed: the run lock goes. It did not: `send` callers
-        must not wait for it, and the run is closed as soon as the store takes writes again
-        (the lock stays until then, so no other process recovers it meanwhile)."""
-        stopping = self._manager.closing or (self._agent is not None and self._agent.shutting_down)
-        if self._state.current_run_id != run_id:
-            if not stopping:
-                self._manager.background(self._unlock_run(), f"bassi-unlock-{self.id}")
-            return
-        self._orphan = run_id
+        """A run task ended; `_after_run` decides, once its appends have settled, whether its
+        end is in the log."""
+        if self._state.current_run_id == run_id:
+            self._orphan = run_id  # until its end is folded: a commit may still be on its way
+        if self._manager.closing or (self._agent is not None and self._agent.shutting_down):
+            return  # the process is stopping: recovery closes or continues the run
+        self._manager.background(self._after_run(run_id), f"bassi-after-{run_id}")
+
+    async def _after_run(self, run_id: str) -> None:
+        """The run's end committed: the run lock goes. It did not: `send` callers must not wait
+        for it, and the run is closed as soon as the store takes writes again (the lock stays
+        until then, so no other process recovers it meanwhile)."""
+        await self.settle()  # a second cancel ends the task while its end is still committing
+        async with self._start_lock:  # a prompt in between has taken, or closed, the run
+            if self._orphan == run_id and self._state.current_run_id != run_id:
+                self._orphan = None
+            if self._orphan != run_id:
+                await self._unlock_run()
+                return
         for sub in tuple(self._senders):
             sub.fail(PersistenceError(f"run {run_id} ended without recording its end"))
-        if stopping:
-            return  # the process is stopping: recovery closes or continues the run
         self._closer = self._manager.background(
             self._close_when_store_returns(run_id), f"bassi-close-{run_id}"
         )
@@ -281,14 +301,21 @@ class Session:
         while True:
             await asyncio.sleep(delay)
             async with self._start_lock:
-                if self._state.current_run_id != run_id or self.run_active:
+                if self._orphan != run_id or self._state.current_run_id != run_id:
+                    if self._orphan == run_id:
+                        self._orphan = None
+                    await self._unlock_run()
                     return
                 try:
                     await self._close_orphaned_run()
                     await self._unlock_run()
                     return
                 except ConcurrencyError:
-                    return  # another writer took the session over; its state is not ours
+                    # Another writer took the session over (a CLI ended it, say): the run is
+                    # no longer this process's to close, and its lock must not keep others out.
+                    self._orphan = None
+                    await self._unlock_run()
+                    return
                 except StoreError as exc:
                     if self._manager.closing:
                         return
@@ -503,10 +530,12 @@ class SessionManager:
             cached = self._sessions.get(session_id)
             if cached is not None and cached._stale is None:
                 return cached
+            # The head first: what commits between the two reads then makes the session's
+            # first append a ConcurrencyError, never a silent overwrite of a state not seen.
+            head = await self.store.log.last_seq(session_id)
             events = await self.store.query(session_id=session_id, types=FOLD_TYPES)
             if not events:
                 raise SessionNotFound(session_id)
-            head = await self.store.log.last_seq(session_id)
             state = replace(replay(events), last_seq=head)
             self.store.claim(session_id, head)
             session = self._sessions[session_id] = Session(self, state)

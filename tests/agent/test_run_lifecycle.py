@@ -1,0 +1,150 @@
+"""A run's start and end at the edges: cancels that race its end, a caller that goes away,
+another process in the same database. Each case once left a run with two ends, none, or a run
+lock that another process could take while the run was live."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from bassi import events as ev
+from bassi.errors import ConcurrencyError
+from bassi.manager import Session, SessionManager
+from bassi.session import SessionStatus
+from tests.agent.conftest import make_settings
+
+
+async def two_managers(tmp_path: Path) -> tuple[SessionManager, SessionManager]:
+    """A manager, and a second one on the same database (another process, as far as the run
+    locks go: each has its own log)."""
+    db = str(tmp_path / "bassi.db")
+    first = await SessionManager.connect(db, settings=make_settings(tmp_path))
+    second = await SessionManager.connect(db, settings=make_settings(tmp_path), recover=False)
+    return first, second
+
+
+def slow_commits(manager: SessionManager, when: Callable[[list[Any]], bool]) -> asyncio.Event:
+    """Make the commits `when` picks take 0.2 s (a slow disk); the event is set as one begins."""
+    log = manager.store.log
+    real: Callable[..., Awaitable[None]] = log.commit
+    started = asyncio.Event()
+
+    async def commit(groups: list[Any], heads: Any) -> None:
+        if when(groups):
+            started.set()
+            await asyncio.sleep(0.2)
+        await real(groups, heads)
+
+    log.commit = commit  # type: ignore[method-assign]
+    return started
+
+
+def ending(type_: str) -> Callable[[list[Any]], bool]:
+    return lambda groups: any(e.type == type_ for g in groups for e in g.events)
+
+
+async def ends_of(manager: SessionManager, session: Session) -> list[str]:
+    events = await manager.store.query(session_id=session.id, types=list(ev.TERMINAL_RUN_TYPES))
+    return [e.type for e in events]
+
+
+async def test_a_prompt_right_after_a_run_ends_holds_the_run_lock(tmp_path: Path) -> None:
+    first, second = await two_managers(tmp_path)
+    try:
+        session = await first.create(model="scripted")
+        await session.prompt("hello")
+        # Polled, not awaited: the next prompt must come in the very step the last run ends,
+        # before anything it scheduled on its way out has run.
+        while session.run_active:  # noqa: ASYNC110
+            await asyncio.sleep(0)
+        await session.prompt("/stream 200 5")
+        await asyncio.sleep(0.1)
+        assert session.run_active
+        assert not await second.store.log.lock_run(session.id), "a live run's lock was free"
+    finally:
+        await second.close()
+        await first.close()
+
+
+async def test_a_second_cancel_while_the_end_commits_leaves_one_end_and_no_lock(
+    tmp_path: Path,
+) -> None:
+    first, second = await two_managers(tmp_path)
+    try:
+        session = await first.create(model="scripted")
+        await session.prompt("/stream 1000 5")
+        await asyncio.sleep(0.1)
+        committing = slow_commits(first, ending("run_cancelled"))
+        assert session._task is not None
+        session._task.cancel()  # the first click: the run stops, writing run_cancelled ...
+        await committing.wait()
+        await session.cancel()  # ... and a second click lands while that commits
+        await asyncio.sleep(0.5)
+        assert await ends_of(first, session) == ["run_cancelled"]
+        assert session.state.status is SessionStatus.IDLE
+        assert await second.store.log.lock_run(session.id), "an idle session kept its run lock"
+    finally:
+        await second.close()
+        await first.close()
+
+
+async def test_a_cancel_while_run_completed_commits_adds_no_second_end(tmp_path: Path) -> None:
+    async with SessionManager.open(str(tmp_path / "b.db"), settings=make_settings(tmp_path)) as m:
+        session = await m.create(model="scripted")
+        committing = slow_commits(m, ending("run_completed"))
+        await session.prompt("hello")
+        await committing.wait()
+        await session.cancel()
+        await session.settle()
+        assert await ends_of(m, session) == ["run_completed"]
+        assert session.state.status is SessionStatus.IDLE
+
+
+async def test_a_run_ending_elsewhere_while_a_session_loads_is_never_ended_twice(
+    tmp_path: Path,
+) -> None:
+    daemon, cli = await two_managers(tmp_path)
+    try:
+        theirs = await cli.create(model="scripted")
+        await theirs.prompt("/stream 100 5")  # a run in the other process
+        await asyncio.sleep(0.1)
+        real = daemon.store.query
+
+        async def query(**kwargs: Any) -> list[ev.Event]:
+            await theirs.wait()  # the other run ends between loading the head and the events
+            return await real(**kwargs)
+
+        daemon.store.query = query  # type: ignore[method-assign]
+        mine = await daemon.get(theirs.id)
+        daemon.store.query = real  # type: ignore[method-assign]
+        with pytest.raises(ConcurrencyError):  # what it loaded is not all there is
+            await mine.prompt("next")
+        mine = await daemon.get(theirs.id)  # loaded again
+        await mine.prompt("next")
+        await mine.wait()
+        assert await ends_of(daemon, mine) == ["run_completed", "run_completed"]
+    finally:
+        await cli.close()
+        await daemon.close()
+
+
+async def test_a_prompt_whose_caller_goes_away_still_runs_the_run_it_recorded(
+    tmp_path: Path,
+) -> None:
+    async with SessionManager.open(str(tmp_path / "b.db"), settings=make_settings(tmp_path)) as m:
+        session = await m.create(model="scripted")
+        committing = slow_commits(m, ending("run_started"))
+        caller = asyncio.create_task(session.prompt("hello"))
+        await committing.wait()
+        caller.cancel()  # the client went away while its prompt was being written
+        with pytest.raises(asyncio.CancelledError):
+            await caller
+        await session.settle()
+        assert session.run_active
+        await session.wait()
+        assert await ends_of(m, session) == ["run_completed"]
+        assert session.state.status is SessionStatus.IDLE
