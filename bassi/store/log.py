@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
+import logging
 import os
 import sqlite3
 from collections.abc import Iterable, Mapping, Sequence
@@ -24,7 +25,7 @@ from sqlalchemy import String, func, select, text, type_coerce
 from sqlalchemy import event as sa_event
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 from sqlalchemy.pool import StaticPool
 
@@ -51,6 +52,8 @@ from bassi.store.tables import events as events_table
 from bassi.store.tables import sessions as sessions_table
 
 _PG_LOCK_KEY = 0x6261_7373  # "bass": serializes writers across processes on PostgreSQL
+log = logging.getLogger(__name__)
+
 _PG_OWNER_KEY = 0x6261_7374  # held by the process that owns the database (runs recovery)
 _PG_RUN_CLASS = 0x6261_7375  # with a session's key: held by the process running its run
 
@@ -100,6 +103,25 @@ def sqlite_engine(
     return engine
 
 
+async def _alive(conn: AsyncConnection) -> bool:
+    """Whether a connection kept open still answers; one that does not is discarded."""
+    try:
+        await asyncio.wait_for(conn.execute(select(1)), 5)
+        await conn.commit()
+        return True
+    except (SQLAlchemyError, OSError, TimeoutError):
+        await _discard(conn)
+        return False
+
+
+async def _discard(conn: AsyncConnection) -> None:
+    """Let a broken connection go without putting it back into the pool."""
+    with contextlib.suppress(Exception):
+        await conn.invalidate()
+    with contextlib.suppress(Exception):
+        await conn.close()
+
+
 class SqlEventLog:
     """Durable, append-only storage of events in one SQL database."""
 
@@ -117,6 +139,9 @@ class SqlEventLog:
         self._run_locks_conn: AsyncConnection | None = None  # PostgreSQL: holds the run locks
         self._run_locks_lock = asyncio.Lock()
         self._file_run_locks: Any = None  # a file database: `RunLocks`, as SqliteEventLog
+        self._lock_keeper: asyncio.Task[None] | None = None  # PostgreSQL: `_keep_locks`
+        self.lock_check_seconds = 2.0
+        """PostgreSQL: how often the connections holding advisory locks are checked."""
         self.writer: AsyncEngine = self._make_engine(write=True)
         self.reader: AsyncEngine = (
             self.writer
@@ -183,6 +208,7 @@ class SqlEventLog:
                 await conn.close()
                 return False
             self._owner = conn
+            self._start_lock_keeper()
             return True
         if self._memory:
             self._owner = True
@@ -217,12 +243,8 @@ class SqlEventLog:
             return True
         if self.dialect == "postgresql":
             async with self._run_locks_lock:
-                if self._run_locks_conn is None:
-                    self._run_locks_conn = await self.writer.connect()
-                conn = self._run_locks_conn
-                lock = func.pg_try_advisory_lock(_PG_RUN_CLASS, _run_key(session_id))
-                got = bool((await conn.execute(select(lock))).scalar())
-                await conn.commit()
+                got = await self._pg_lock_run(session_id)
+            self._start_lock_keeper()
         elif self._memory:
             got = True
         else:
@@ -239,15 +261,80 @@ class SqlEventLog:
         if session_id not in self._run_locks:
             return
         self._run_locks.discard(session_id)
-        if self._run_locks_conn is not None:
+        if self.dialect == "postgresql":
             async with self._run_locks_lock:
                 conn = self._run_locks_conn
-                await conn.execute(
-                    select(func.pg_advisory_unlock(_PG_RUN_CLASS, _run_key(session_id)))
-                )
-                await conn.commit()
+                if conn is None:
+                    return  # lost with its connection: the server let it go then
+                try:
+                    await conn.execute(
+                        select(func.pg_advisory_unlock(_PG_RUN_CLASS, _run_key(session_id)))
+                    )
+                    await conn.commit()
+                except (SQLAlchemyError, OSError):
+                    self._run_locks_conn = None  # the others are retaken on a new one
+                    await _discard(conn)
         elif self._file_run_locks is not None:
             self._file_run_locks.unlock(session_id, self)
+
+    async def _pg_lock_run(self, session_id: str) -> bool:
+        """`pg_try_advisory_lock` for the session on the run-locks connection (under
+        `_run_locks_lock`); once more on a new connection if that one is gone."""
+        for attempt in (1, 2):
+            if self._run_locks_conn is None:
+                await self._retake_run_locks()
+            conn = self._run_locks_conn
+            assert conn is not None
+            try:
+                lock = func.pg_try_advisory_lock(_PG_RUN_CLASS, _run_key(session_id))
+                got = bool((await conn.execute(select(lock))).scalar())
+                await conn.commit()
+                return got
+            except (SQLAlchemyError, OSError):
+                self._run_locks_conn = None
+                await _discard(conn)
+                if attempt == 2:
+                    raise
+        return False  # not reached: the second attempt returns or raises
+
+    async def _retake_run_locks(self) -> None:
+        """A new run-locks connection, holding again the run locks this log held on the last
+        one (the server dropped them with it). One that another process took meanwhile is lost:
+        that process may now recover the run, whose next append here is a ConcurrencyError."""
+        conn = await self.writer.connect()
+        self._run_locks_conn = conn
+        for session_id in sorted(self._run_locks):
+            lock = func.pg_try_advisory_lock(_PG_RUN_CLASS, _run_key(session_id))
+            if not (await conn.execute(select(lock))).scalar():
+                self._run_locks.discard(session_id)
+                log.warning("lost the run lock of session %s with its connection", session_id)
+        await conn.commit()
+
+    def _start_lock_keeper(self) -> None:
+        if self._lock_keeper is None or self._lock_keeper.done():
+            self._lock_keeper = asyncio.get_running_loop().create_task(
+                self._keep_locks(), name="bassi-pg-locks"
+            )
+
+    async def _keep_locks(self) -> None:
+        """PostgreSQL drops a connection's advisory locks with it (a server restart, a network
+        blip). Check the connections holding them every `lock_check_seconds` and take them
+        again at once, before another process takes them and recovers runs live here."""
+        while True:
+            await asyncio.sleep(self.lock_check_seconds)
+            try:
+                async with self._run_locks_lock:
+                    conn = self._run_locks_conn
+                    if self._run_locks and (conn is None or not await _alive(conn)):
+                        self._run_locks_conn = None
+                        await self._retake_run_locks()
+                owner = self._owner
+                if isinstance(owner, AsyncConnection) and not await _alive(owner):
+                    self._owner = None
+                    if not await self.claim_ownership():
+                        log.warning("another process owns the database now")
+            except Exception as exc:  # the server is away, say: the next round tries again
+                log.warning("could not check the database locks: %s", exc)
 
     async def ensure_schema(self) -> None:
         """Migrate the database to the newest revision unless it is already there."""
@@ -255,6 +342,11 @@ class SqlEventLog:
 
     async def close(self) -> None:
         """Release every connection."""
+        keeper, self._lock_keeper = self._lock_keeper, None
+        if keeper is not None:
+            keeper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await keeper
         await self.release_ownership()
         conn, self._run_locks_conn = self._run_locks_conn, None
         if conn is not None:

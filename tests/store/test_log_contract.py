@@ -293,3 +293,41 @@ async def test_a_sessions_run_lock_has_one_holder_until_released_or_closed(
         assert await store.log.lock_run("s") and await store.log.lock_run("t")
     finally:
         await other.close()
+
+
+async def test_postgresql_locks_lost_with_their_connection_are_taken_again(pg_url: str) -> None:
+    import asyncpg
+
+    from tests.store.conftest import PG_URL
+
+    database = pg_url.rsplit("/", 1)[1]
+    mine, other = await EventStore.open(pg_url), await EventStore.open(pg_url)
+    mine.log.lock_check_seconds = 0.1  # type: ignore[attr-defined]
+    admin = await asyncpg.connect(PG_URL)
+    try:
+        assert await mine.log.claim_ownership() and await mine.log.lock_run("s")
+        held = (
+            "SELECT count(*) FROM pg_locks JOIN pg_database d ON d.oid = pg_locks.database"
+            " WHERE locktype = 'advisory' AND granted AND d.datname = $1"
+        )
+        assert await admin.fetchval(held, database) == 2
+        # A server restart or a network blip: both connections holding the locks are gone.
+        killed = await admin.fetchval(
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_locks JOIN pg_database d"
+            " ON d.oid = pg_locks.database WHERE locktype = 'advisory' AND d.datname = $1",
+            database,
+        )
+        assert killed == 2
+        for _ in range(100):
+            if await admin.fetchval(held, database) == 2:
+                break
+            await asyncio.sleep(0.05)
+        assert not await other.log.lock_run("s"), "a live run's lock was taken by another"
+        assert not await other.log.claim_ownership()
+        assert await mine.log.lock_run("s")
+        await mine.log.unlock_run("s")
+        assert await other.log.lock_run("s")
+    finally:
+        await admin.close()
+        await other.close()
+        await mine.close()
