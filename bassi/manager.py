@@ -328,20 +328,38 @@ class Session:
         """Allow a parked tool call (once, or always for this session)."""
         self._answer(tool_call_id, "allow", user=user, reason=reason, always=always)
 
-    async def deny(self, tool_call_id: str, *, reason: str = "", user: str = "user") -> None:
-        """Deny a parked tool call; the model reads the reason."""
-        self._answer(tool_call_id, "deny", user=user, reason=reason, always=False)
+    async def deny(
+        self,
+        tool_call_id: str,
+        *,
+        reason: str = "",
+        user: str = "user",
+        decided_by: str | None = None,
+    ) -> None:
+        """Deny a parked tool call; the model reads the reason. `decided_by` names a decider
+        that is not a person (default: `user:USER`)."""
+        self._answer(
+            tool_call_id, "deny", user=user, reason=reason, always=False, decided_by=decided_by
+        )
 
     def _answer(
-        self, tool_call_id: str, decision: str, *, user: str, reason: str, always: bool
+        self,
+        tool_call_id: str,
+        decision: str,
+        *,
+        user: str,
+        reason: str,
+        always: bool,
+        decided_by: str | None = None,
     ) -> None:
         from bassi.errors import ApprovalNotFound
 
         if self._agent is None or not self.run_active:
             raise ApprovalNotFound(f"no approval is pending for tool call {tool_call_id!r}")
-        self._agent.answer(
-            tool_call_id, user_answer(decision, user=user, reason=reason), always=always
-        )
+        answer = user_answer(decision, user=user, reason=reason)
+        if decided_by is not None:
+            answer = replace(answer, decided_by=decided_by)
+        self._agent.answer(tool_call_id, answer, always=always)
 
     async def cancel(self, mode: str = "immediate", reason: str = "") -> None:
         """Stop the active run now (`immediate`) or once its current step is done (`after_turn`)."""

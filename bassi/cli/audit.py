@@ -14,6 +14,7 @@ from rich.table import Table
 from rich.text import Text
 
 from bassi.cli.app import DbOption, app, existing_db, fail, run
+from bassi.cli.lookup import find_session, reading
 from bassi.store.audit import REPORTS, AuditResult, run_query, run_report
 
 
@@ -43,7 +44,15 @@ def audit(
     url = existing_db(db)
     name = query.strip().lower()
     if name in REPORTS:
-        result = run(lambda: run_report(url, name, session_id=session))
+
+        async def report() -> AuditResult:
+            session_id = None
+            if session is not None:  # an id or a unique prefix, as everywhere else
+                async with reading(url) as log:
+                    session_id = (await find_session(log, session)).session_id
+            return await run_report(url, name, session_id=session_id)
+
+        result = run(report)
     elif session is not None:
         raise fail("--session applies to the reports only; filter in your SQL", 2)
     else:
@@ -60,9 +69,10 @@ def audit(
 
 
 def _cell(value: Any) -> str:
+    """A value on one line of at most 60 characters (--json and --csv give it whole)."""
     if value is None:
         return ""
-    text = str(value)
+    text = " ".join(str(value).split())
     return text if len(text) <= 60 else text[:59] + "…"
 
 

@@ -115,7 +115,9 @@ async def _answer(
     if yes:
         await target.approve(request.tool_call_id, user="cli", reason="--yes")
     elif not interactive:
-        await target.deny(request.tool_call_id, reason=NO_ONE_TO_APPROVE, user="cli")
+        await target.deny(
+            request.tool_call_id, reason=NO_ONE_TO_APPROVE, decided_by="cli:no-terminal"
+        )
     else:
         from bassi.cli.approval import ask
 

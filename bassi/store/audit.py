@@ -20,7 +20,7 @@ from bassi.errors import StoreError
 REPORTS: dict[str, str] = {
     "tools": """
         SELECT decided_at, session_id, tool_name, decision, decided_by, outcome,
-               output_size, duration_ms, input
+               duration_ms, input, COALESCE(error, output, decision_reason) AS result
         FROM audit_tool_calls {where} ORDER BY decided_at""",
     "runs": """
         SELECT started_at, session_id, run_id, outcome, turns, duration_ms,

@@ -270,8 +270,17 @@ def test_audit_reports(history: History) -> None:
     )
     assert (rows["write_file"]["decision"], rows["write_file"]["decided_by"]) == (
         "deny",
-        "user:cli",
+        "cli:no-terminal",  # no person decided: `bassi run` had no terminal to ask at
     )
+    assert (
+        rows["write_file"]["result"] == "denied by cli:no-terminal: no one to approve (use --yes)"
+    )
+    assert rows["bash"]["result"] == "hi\n[exit code 0]"  # what the call returned
+
+    mine = history.bassi("audit", "tools", "--session", history.allowed[:8], "--json")
+    assert [r["tool_name"] for r in json.loads(mine.stdout)] == ["bash"]  # a prefix will do
+    unknown = history.bassi("audit", "runs", "--session", "ffffffff")
+    assert unknown.returncode == 2 and "ffffffff" in unknown.stderr
 
     usage = history.bassi("audit", "usage", "--csv").stdout.splitlines()
     assert usage[0].startswith("session_id,provider,model,model_calls,input_tokens")
