@@ -542,11 +542,11 @@ class SessionManager:
     async def get(self, session_id: str) -> Session:
         """A session, rebuilt from its events on first use (SessionNotFound if none)."""
         cached = self._sessions.get(session_id)
-        if cached is not None and cached._stale is None:
+        if cached is not None and await self._current(cached):
             return cached
         async with self._load_lock:
             cached = self._sessions.get(session_id)
-            if cached is not None and cached._stale is None:
+            if cached is not None and await self._current(cached):
                 return cached
             # The head first: what commits between the two reads then makes the session's
             # first append a ConcurrencyError, never a silent overwrite of a state not seen.
@@ -559,6 +559,17 @@ class SessionManager:
             session = self._sessions[session_id] = Session(self, state)
             return session
 
+    async def _current(self, session: Session) -> bool:
+        """Whether a loaded session still is the log's: not stale, and nobody else appended to
+        it since (a `bassi run` beside the daemon, say). While a run of this process is live,
+        its run lock keeps the others out."""
+        if session._stale is not None:
+            return False
+        if session.run_active or session._inflight:
+            return True
+        known = self.store.head(session.id)
+        return known is not None and await self.store.log.last_seq(session.id) <= known
+
     async def list(self) -> builtins.list[SessionSummary]:
         """Every session's summary row, newest first."""
         return await self.store.sessions()
@@ -566,15 +577,28 @@ class SessionManager:
     async def end(self, session_id: str, reason: str = "") -> None:
         """End a session: it takes no more prompts."""
         session = await self.get(session_id)
-        if session.state.status is SessionStatus.ENDED:
-            return
-        if session.run_active:
-            raise InvalidStateError(
-                f"session {session_id} has an active run: cancel it first",
-                state=session.state.status,
-                expected="idle",
-            )
-        await session.append(ev.SessionEnded(session_id=session_id, reason=reason))
+        async with session._start_lock:
+            if session.state.status is SessionStatus.ENDED:
+                return
+            if session.run_active:
+                raise InvalidStateError(
+                    f"session {session_id} has an active run: cancel it first",
+                    state=session.state.status,
+                    expected="idle",
+                )
+            await session.settle()
+            await session._close_orphaned_run()
+            if session.state.current_run_id is None:
+                await session.append(ev.SessionEnded(session_id=session_id, reason=reason))
+                return
+            # A run another process left unfinished: accounted for before the end, so nothing
+            # follows `session_ended`; refused while that process still runs it.
+            await session._lock_run()
+            try:
+                await self._mark_interrupted(session)
+                await session.append(ev.SessionEnded(session_id=session_id, reason=reason))
+            finally:
+                await session._unlock_run()
 
     def active_runs(self) -> int:
         """How many runs are working right now."""
@@ -615,6 +639,8 @@ class SessionManager:
             run_id = session.state.current_run_id
             if run_id is None or session.run_active or run_id == session._orphan:
                 return None
+            if session.state.status is SessionStatus.ENDED:
+                return None  # nothing is written after the end
             await session._lock_run()
             try:
                 return await self._mark_interrupted(session)

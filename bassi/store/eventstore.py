@@ -190,6 +190,10 @@ class EventStore:
         with contextlib.suppress(StoreError):
             await future
 
+    def head(self, session_id: str) -> int | None:
+        """The session's last seq as this process knows it: what it committed or claimed."""
+        return self._heads.get(session_id)
+
     def claim(self, session_id: str, last_seq: int) -> None:
         """Record that this process has read the session up to `last_seq`.
 

@@ -202,11 +202,14 @@ class Feed:
             self._start = 0
 
     def since(self, cursor: int, limit: int) -> tuple[list[int], list[str]] | None:
-        """Up to `limit` events after `cursor`; None when the window no longer reaches it."""
+        """Up to `limit` events after `cursor`; None when the window no longer reaches it, or
+        skips seqs (events another process appended, which this one never published)."""
         if cursor < self.base:
             return None
         i = bisect_right(self._seqs, cursor, self._start)
         j = min(i + limit, len(self._seqs))
+        if i < j and self._seqs[i] != cursor + 1:
+            return None
         return self._seqs[i:j], self._texts[i:j]
 
     def holds(self, seq: int) -> bool:
@@ -289,8 +292,8 @@ class _Stream:
                         await asyncio.sleep(0)
                     continue
                 taken = feed.since(self.cursor, limit)
-                if taken is None:  # fell out of the window: the log has what it missed
-                    self.live, self._fell_behind = False, True
+                if taken is None:  # out of the window, or a hole in it: the log has the rest
+                    self.live, self._fell_behind = False, self.cursor < feed.base
                     continue
                 seqs, texts = taken
                 if seqs:

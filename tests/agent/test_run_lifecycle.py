@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from bassi import events as ev
-from bassi.errors import ConcurrencyError
+from bassi.errors import ConcurrencyError, InvalidStateError
 from bassi.manager import Session, SessionManager
 from bassi.session import SessionStatus
 from tests.agent.conftest import make_settings
@@ -148,3 +148,28 @@ async def test_a_prompt_whose_caller_goes_away_still_runs_the_run_it_recorded(
         await session.wait()
         assert await ends_of(m, session) == ["run_completed"]
         assert session.state.status is SessionStatus.IDLE
+
+
+async def test_ending_a_session_accounts_for_a_run_cut_short_first_and_then_writes_nothing(
+    tmp_path: Path,
+) -> None:
+    daemon, command = await two_managers(tmp_path)
+    try:
+        session = await command.create(model="scripted")
+        cut = await session.prompt("/stream 1000 5")
+        await asyncio.sleep(0.2)
+        live = await daemon.get(session.id)
+        with pytest.raises(InvalidStateError, match="another process"):
+            await daemon.end(session.id)  # the run is live over there: refused
+        await command.close()  # the command's process dies; its run never ended
+        await daemon.end(session.id, "done with it")
+        events = await daemon.store.query(session_id=session.id)
+        tail = [(e.type, e.run_id == cut) for e in events[-2:]]
+        assert tail == [("run_interrupted", True), ("session_ended", False)]
+        assert await daemon.recover_session(session.id) is None
+        with pytest.raises(InvalidStateError, match="has ended"):
+            await live.prompt("more")
+        assert len(await daemon.store.query(session_id=session.id)) == len(events)
+    finally:
+        await command.close()
+        await daemon.close()

@@ -94,6 +94,35 @@ async def test_websocket_follows_a_live_run_from_the_start(
     assert frames == listed
 
 
+async def test_a_run_another_process_made_reaches_the_stream_and_the_next_prompt_works(
+    server: ThreadServer, aclient: httpx.AsyncClient
+) -> None:
+    from bassi.manager import SessionManager
+
+    session_id = (await aclient.post("/api/sessions", json={})).json()["id"]
+    async with connect(f"{server.ws_url}/api/sessions/{session_id}/ws") as ws:
+        await aclient.post(f"/api/sessions/{session_id}/prompts", json={"content": "one"})
+        await read_until_type(ws, "run_completed")
+        # `bassi run --session ...` beside the daemon: another process, the same database.
+        settings = server.settings
+        async with SessionManager.open(settings.database, settings=settings, recover=False) as cli:
+            theirs = await cli.get(session_id)
+            await theirs.prompt("two")
+            await theirs.wait()
+        response = await aclient.post(
+            f"/api/sessions/{session_id}/prompts", json={"content": "three"}
+        )
+        assert response.status_code == 202, response.text  # not a ConcurrencyError first
+        frames = await read_until_type(ws, "run_completed")  # the other process's run
+        frames += await read_until_type(ws, "run_completed")  # then this one's
+    state = (await aclient.get(f"/api/sessions/{session_id}")).json()
+    listed = (await aclient.get(f"/api/sessions/{session_id}/events")).json()["events"]
+    seen = [f for f in frames if "seq" in f]
+    assert [f["seq"] for f in seen] == list(range(seen[0]["seq"], listed[-1]["seq"] + 1))
+    assert [f["content"] for f in seen if f["type"] == "prompt_received"] == ["two", "three"]
+    assert len([m for m in state["messages"] if m["role"] == "user"]) == 3  # "two" included
+
+
 def _small_receive_buffer(port: int) -> socket.socket:
     """A connected socket whose kernel receive buffer is tiny, so the server feels the slowness."""
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
