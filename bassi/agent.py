@@ -8,15 +8,15 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any, Protocol
 
 from bassi import events as ev
 from bassi.errors import ApprovalNotFound, ModelError, RunCancelled, ToolError, ToolNotFound
-from bassi.messages import ToolUseBlock, Usage
+from bassi.messages import ToolUseBlock
 from bassi.models.base import (
     BlockStart,
     BlockStop,
@@ -81,7 +81,10 @@ class Agent:
 
     async def run(self, run_id: str) -> None:
         """Drive the run to its terminal event. Only a shutdown leaves it open (for recovery)."""
-        started, turns, usage = time.monotonic(), 0, Usage()
+        # A run resumed after a restart goes on counting from where its first part got to.
+        state = self.port.state
+        turns, usage = state.run_turns, state.run_usage
+        started = state.run_started_at or ev.utcnow()
         stop_reason = "end_turn"
         try:
             while True:
@@ -446,8 +449,9 @@ def close_open_calls(
     return closing
 
 
-def _ms(started: float) -> int:
-    return int((time.monotonic() - started) * 1000)
+def _ms(started: datetime) -> int:
+    """Milliseconds since `started` by the wall clock (a run may span a restart)."""
+    return max(0, int((ev.utcnow() - started).total_seconds() * 1000))
 
 
 def user_answer(decision: str, *, user: str = "user", reason: str = "") -> Decision:

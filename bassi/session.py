@@ -75,6 +75,12 @@ class SessionState:
     last_seq: int = 0
     current_run_id: str | None = None
     """The run in progress (no terminal event yet), if any."""
+    run_started_at: datetime | None = None
+    """When the run in progress started (its first `run_started`, not a resumption's)."""
+    run_turns: int = 0
+    """Model calls the run in progress has made, across restarts."""
+    run_usage: Usage = field(default_factory=Usage)
+    """Tokens the run in progress has used, across restarts."""
     last_run_id: str | None = None
     prompts: int = 0
     runs: int = 0
@@ -183,6 +189,10 @@ def evolve(state: SessionState, event: ev.Event) -> SessionState:
                 status=SessionStatus.RUNNING,
             )
         case ev.RunStarted():
+            if not event.resumed or state.run_started_at is None:
+                state = replace(
+                    state, run_started_at=event.recorded_at, run_turns=0, run_usage=Usage()
+                )
             return replace(
                 state,
                 current_run_id=event.run_id,
@@ -204,6 +214,8 @@ def evolve(state: SessionState, event: ev.Event) -> SessionState:
                 messages=(*state.messages, message),
                 open_tool_calls=calls,
                 usage=state.usage + event.usage,
+                run_turns=state.run_turns + 1,
+                run_usage=state.run_usage + event.usage,
             )
         case ev.PermissionRequested():
             approval = PendingApproval(

@@ -173,3 +173,29 @@ async def test_ending_a_session_accounts_for_a_run_cut_short_first_and_then_writ
     finally:
         await command.close()
         await daemon.close()
+
+
+async def test_a_run_resumed_after_a_restart_counts_its_whole_length(tmp_path: Path) -> None:
+    db, settings = str(tmp_path / "b.db"), make_settings(tmp_path)
+    before = await SessionManager.connect(db, settings=settings)
+    session = await before.create(model="scripted", tools=["bash"])
+    await session.prompt("/bash echo hi")  # the model's first call asks to run bash ...
+    for _ in range(200):
+        if session.state.pending_approvals:
+            break
+        await asyncio.sleep(0.01)
+    await asyncio.sleep(0.3)
+    await before.close()  # ... and the process stops while the approval waits
+    async with SessionManager.open(db, settings=settings) as after:  # resumes the run
+        resumed = await after.get(session.id)
+        [call] = resumed.state.pending_approvals
+        await resumed.approve(call)
+        await resumed.wait()
+        events = await after.store.query(session_id=session.id)
+    started = next(e for e in events if isinstance(e, ev.RunStarted))
+    calls = [e for e in events if isinstance(e, ev.MessageCompleted)]
+    [end] = [e for e in events if isinstance(e, ev.RunCompleted)]
+    assert len(calls) == 2 and end.turns == 2
+    assert end.usage.output_tokens == sum(c.usage.output_tokens for c in calls)
+    whole = (end.recorded_at - started.recorded_at).total_seconds() * 1000
+    assert whole >= 300 and end.duration_ms >= whole - 50
