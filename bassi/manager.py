@@ -613,7 +613,7 @@ class SessionManager:
         command, say) would otherwise "recover" runs that are still running there.
         """
         if not await self.store.log.claim_ownership():
-            log.info("another process owns this database; recovery is left to it")
+            log.warning("another process owns this database; recovery is left to it")
             return self.recovery
         mode = self.settings.resume_interrupted_runs
         for summary in await self.store.sessions():

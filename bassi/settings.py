@@ -62,8 +62,8 @@ class Settings(BaseModel):
     """`provider:name` for new sessions; None picks a configured provider or `scripted`."""
     host: str = "127.0.0.1"
     """Address `bassi serve` binds."""
-    port: int = 8765
-    """Port `bassi serve` binds."""
+    port: int = Field(default=8765, ge=0, le=65535)
+    """Port `bassi serve` binds (0: any free one)."""
     token: str | None = None
     """When set, every API call and stream needs it."""
     workspace: Path | None = None

@@ -129,6 +129,9 @@ def run_server(*, settings: Settings, reload: bool = False) -> None:
     # Bind before the lifespan opens the database: a taken port must fail before recovery
     # touches the runs of whatever already serves there.
     listener = bind(settings.host, settings.port)
+    host, port = listener.getsockname()[:2]
+    shown = f"[{host}]" if ":" in host else host
+    print(f"bassi: serving on http://{shown}:{port}/", file=sys.stderr, flush=True)
     # Everything imported so far (FastAPI, pydantic, the SDKs: a few hundred thousand objects)
     # lives as long as the process. Out of the collector's sight, a full collection no longer
     # walks all of it in the middle of a streaming run.

@@ -344,6 +344,7 @@ def test_db_check_passes_on_a_database_bassi_made(history: History) -> None:
     [
         (("run",), "Missing argument"),
         (("audit", "tools", "--json", "--csv"), "choose one of --json and --csv"),
+        (("serve", "--port", "99999"), "port: Input should be less than or equal to 65535"),
     ],
 )
 def test_usage_errors_exit_2_with_one_line(

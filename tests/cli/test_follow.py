@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import select
 import socket
 import subprocess
@@ -35,16 +36,19 @@ def http(method: str, url: str, body: dict[str, Any] | None = None) -> dict[str,
 
 @pytest.fixture
 def server(bassi: Bassi) -> Iterator[str]:
-    port = free_port()
     process = subprocess.Popen(
-        bassi.command("serve", "--port", str(port), "--model", "scripted"),
+        bassi.command("serve", "--port", "0", "--model", "scripted"),  # any free port ...
         cwd=bassi.cwd,
         env=clean_env(bassi.home),
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
         text=True,
     )
-    base = f"http://127.0.0.1:{port}"
+    assert process.stderr is not None
+    first = process.stderr.readline()  # ... which it says before anything else
+    match = re.fullmatch(r"bassi: serving on (http://127\.0\.0\.1:\d+)/\n", first)
+    assert match, first
+    base = match.group(1)
     deadline = time.monotonic() + 30
     while True:
         try:
