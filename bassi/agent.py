@@ -76,6 +76,8 @@ class Agent:
     approvals: dict[str, asyncio.Future[Answer]] = field(default_factory=dict)
     cancel_after_turn: str | None = None
     """Set to a reason when a user asked to stop once the current step is done."""
+    cancel_reason: str = ""
+    """Why the run was cancelled at once (recorded in `run_cancelled`)."""
     shutting_down: bool = False
     """Set when the process stops: a cancelled run is left for recovery, not marked cancelled."""
 
@@ -116,7 +118,10 @@ class Agent:
         except asyncio.CancelledError:
             if self.shutting_down:
                 raise
-            await self._end(run_id, ev.RunCancelled(**self._ids(run_id), mode="immediate"))
+            cancelled = ev.RunCancelled(
+                **self._ids(run_id), mode="immediate", reason=self.cancel_reason
+            )
+            await self._end(run_id, cancelled)
         except RunCancelled as stop:
             await self._end(
                 run_id, ev.RunCancelled(**self._ids(run_id), mode="after_turn", reason=stop.reason)
@@ -143,7 +148,7 @@ class Agent:
                 run_id, error, ev.RunFailed(**self._ids(run_id), error_type=kind, message=str(exc))
             )
         finally:
-            self.cancel_after_turn = None
+            self.cancel_after_turn, self.cancel_reason = None, ""
             for future in self.approvals.values():
                 future.cancel()
             self.approvals.clear()

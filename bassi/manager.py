@@ -372,6 +372,7 @@ class Session:
         if mode == "after_turn" and self._state.status is not SessionStatus.AWAITING_APPROVAL:
             self._agent.cancel_after_turn = reason or "cancelled after the current step"
             return
+        self._agent.cancel_reason = reason
         self._task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await asyncio.shield(self._task)

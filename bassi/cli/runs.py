@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from typing import TYPE_CHECKING, Annotated
 
@@ -55,7 +56,10 @@ def run_prompt(
     view = LiveView(err, text=sys.stdout)
     interactive = sys.stdin.isatty() and not as_json
 
+    output_closed = False
+
     async def main() -> ev.Event | None:
+        nonlocal output_closed
         # No recovery of every session here: a daemon may be running other sessions' runs on
         # this database. The session used is accounted for (`open_session`).
         async with SessionManager.open(url, settings=settings, recover=False) as manager:
@@ -63,19 +67,29 @@ def run_prompt(
             if session is None and not as_json:
                 err.print(f"session {target.id}", style="dim")  # to continue it with --session
             terminal: ev.Event | None = None
-            async for event in target.send(prompt):
-                if as_json:
-                    sys.stdout.write(wire_json(event) + "\n")
-                    sys.stdout.flush()
-                else:
-                    view.show(event)
-                if isinstance(event, ev.PermissionRequested):
-                    await _answer(target, event, yes=yes, interactive=interactive, console=err)
-                if event.type in ev.TERMINAL_RUN_TYPES:
-                    terminal = event
+            try:
+                async for event in target.send(prompt):
+                    if as_json:
+                        sys.stdout.write(wire_json(event) + "\n")
+                        sys.stdout.flush()
+                    else:
+                        view.show(event)
+                    if isinstance(event, ev.PermissionRequested):
+                        await _answer(target, event, yes=yes, interactive=interactive, console=err)
+                    if event.type in ev.TERMINAL_RUN_TYPES:
+                        terminal = event
+            except BrokenPipeError:
+                # `bassi run ... | head`: nobody reads the rest. Stop the run on the record
+                # (cancelled) rather than leave it unfinished when this process exits.
+                output_closed = True
+                os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+                if target.run_active:
+                    await target.cancel(reason="the output was closed")
             return terminal
 
     terminal = run(main)
+    if output_closed:
+        raise fail("the output was closed, so the run was cancelled")
     if isinstance(terminal, ev.RunCompleted):
         return
     raise typer.Exit(1)

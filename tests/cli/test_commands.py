@@ -5,13 +5,14 @@ from __future__ import annotations
 import json
 import re
 import sqlite3
+import subprocess
 import time
 from dataclasses import dataclass
 
 import pytest
 
 from bassi import events as ev
-from tests.cli.conftest import Bassi, make_bassi, one_line_error
+from tests.cli.conftest import Bassi, clean_env, make_bassi, one_line_error
 
 
 def session_of(stderr: str) -> str:
@@ -84,6 +85,31 @@ def test_an_untrusted_workspace_file_cannot_switch_to_bypass(bassi: Bassi) -> No
 
 
 # --- sessions ------------------------------------------------------------------------------
+
+
+def test_a_reader_that_stops_reading_cancels_the_run_instead_of_leaving_it_open(
+    bassi: Bassi,
+) -> None:
+    # `bassi run ... | head -c 20`: the pipe closes while the run still streams.
+    process = subprocess.Popen(
+        bassi.command("run", "/stream 300 5", "--model", "scripted"),
+        cwd=bassi.cwd,
+        env=clean_env(bassi.home),
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    assert process.stdout is not None and process.stderr is not None
+    assert process.stdout.read(20)
+    process.stdout.close()
+    with process.stderr:
+        err = process.stderr.read().decode()
+    assert process.wait(timeout=60) == 1
+    assert err.splitlines()[-1] == "bassi: the output was closed, so the run was cancelled"
+    assert "Traceback" not in err
+    sql = "SELECT outcome, detail FROM audit_runs"
+    runs = json.loads(bassi("audit", sql, "--json").stdout)
+    assert runs == [{"outcome": "run_cancelled", "detail": "the output was closed"}]
 
 
 def test_sessions_list_show_and_export(history: History) -> None:

@@ -181,11 +181,14 @@ def test_second_prompt_while_running_is_409_and_cancel_stops_the_run(
     switching = client.post(f"/api/sessions/{session_id}/model", json={"model": "scripted"})
     assert switching.status_code == 409
 
-    cancelled = client.post(f"/api/sessions/{session_id}/cancel", json={"mode": "immediate"})
+    cancelled = client.post(
+        f"/api/sessions/{session_id}/cancel", json={"mode": "immediate", "reason": "wrong repo"}
+    )
     assert cancelled.status_code == 202
     final = wait_idle(client, session_id)
     last = events(client, session_id)[-1]
     assert last["type"] == "run_cancelled" and last["mode"] == "immediate"
+    assert last["reason"] == "wrong repo"
     assert len(events(client, session_id, types="token_delta")) < 1000
     assert final["status"] == "idle"
 
