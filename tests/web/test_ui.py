@@ -291,3 +291,29 @@ def test_sigkill_restart_reload_shows_what_recovery_did(watched: Watched, tmp_pa
         watched.shoot("recovery-after-reload")
     finally:
         server.stop()
+
+
+def test_a_message_a_restart_cut_off_is_marked_and_the_resumed_one_starts_afresh(
+    watched: Watched, tmp_path: Path
+) -> None:
+    server = ProcessServer(tmp_path).start()
+    try:
+        page = watched.page
+        page.goto(server.url)
+        new_session(page, "cut")
+        send(page, "/stream 150 20")
+        expect(page.locator(".msg.assistant").last).to_contain_text("t10")
+        server.kill()
+        expect(page.locator("#connection")).to_have_attribute("data-state", "reconnecting")
+        server.start()
+        expect(page.locator(".notice.run-end")).to_contain_text("Run completed", timeout=30_000)
+        cut = page.locator(".msg.assistant[data-cut=true]")
+        expect(cut).to_have_count(1)
+        expect(cut).to_contain_text("cut off by a restart")
+        resumed = page.locator(".msg.assistant").last
+        expect(resumed).to_have_attribute("data-complete", "true")
+        text = resumed.locator(".blocks").inner_text()
+        assert text.split() == [f"t{n}" for n in range(1, 151)]  # nothing glued on
+        watched.shoot("cut-off-message")
+    finally:
+        server.stop()

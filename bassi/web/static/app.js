@@ -416,6 +416,14 @@
   }
 
   function recovered(event) {
+    // A message the restart cut off never completes: say so, and let a resumed run's next
+    // message (which may reuse its id) start afresh below it.
+    for (const [messageId, entry] of view.messages) {
+      if (entry.node.dataset.complete === "true") continue;
+      entry.node.dataset.cut = "true";
+      entry.node.append(el("div", { class: "cut-note" }, "cut off by a restart"));
+      view.messages.delete(messageId);
+    }
     const calls = event.interrupted_tool_calls.length;
     const what = event.action === "continue"
       ? "the run carries on"
@@ -669,7 +677,7 @@
     $("#prompt").addEventListener("keydown", (event) => {
       if (event.key === "Enter" && !event.shiftKey && !event.isComposing) {
         event.preventDefault();
-        $("#composer").requestSubmit();
+        if (!$("#send").disabled) $("#composer").requestSubmit();  // not while a run works
       }
     });
     $("#cancel").addEventListener("click", cancelRun);
