@@ -557,6 +557,10 @@ class SessionManager:
                 raise SessionNotFound(session_id)
             state = replace(replay(events), last_seq=head)
             self.store.claim(session_id, head)
+            if cached is not None and cached._stale is None:  # whoever still holds it must
+                cached._stale = ConcurrencyError(  # not write from a state that is behind
+                    f"session {session_id} was written by another process; load it again"
+                )
             session = self._sessions[session_id] = Session(self, state)
             return session
 

@@ -35,7 +35,6 @@ from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 
 from bassi import events as ev
 from bassi.errors import BassiError, ConfigError
-from bassi.manager import Session
 from bassi.store.subscription import Subscription
 from bassi.web.api import WEB_USER, Approval, check_prompt_size, decide
 from bassi.web.context import Context, WebContext, web_context
@@ -361,7 +360,7 @@ async def session_socket(websocket: WebSocket, session_id: str) -> None:
     try:
         after = parse_cursor(websocket.query_params.get("after"), "after")
         batch = parse_flag(websocket.query_params.get("batch"), "batch")
-        session = await context.manager.get(session_id)
+        await context.manager.get(session_id)
     except BassiError as exc:
         await deny_websocket(websocket, *describe(exc))
         return
@@ -387,7 +386,7 @@ async def session_socket(websocket: WebSocket, session_id: str) -> None:
             message = await websocket.receive()
             if message["type"] == "websocket.disconnect":
                 return
-            reply = await _command(session, message.get("text"), context)
+            reply = await _command(session_id, message.get("text"), context)
             await send(json.dumps(reply))
 
     tasks = [asyncio.create_task(forward()), asyncio.create_task(listen())]
@@ -405,7 +404,7 @@ async def session_socket(websocket: WebSocket, session_id: str) -> None:
             await websocket.close(code=GOING_AWAY, reason="server shutting down")
 
 
-async def _command(session: Session, text: str | None, context: WebContext) -> dict[str, Any]:
+async def _command(session_id: str, text: str | None, context: WebContext) -> dict[str, Any]:
     """Carry out one client command; the reply says whether it worked and, if not, why."""
     reply: dict[str, Any] = {"type": "reply", "id": None, "command": None}
     try:
@@ -416,6 +415,9 @@ async def _command(session: Session, text: str | None, context: WebContext) -> d
         except ValidationError as exc:
             raise ConfigError(f"invalid command: {validation_message(exc.errors())}") from None
         reply.update(id=command.id, command=command.type)
+        # The session as the log has it now (another process may have written to it since
+        # this stream opened), never an object loaded back then.
+        session = await context.manager.get(session_id)
         match command:
             case PromptCommand():
                 check_prompt_size(command.content, context.settings.max_prompt_bytes)

@@ -168,7 +168,10 @@ async def test_ending_a_session_accounts_for_a_run_cut_short_first_and_then_writ
         assert tail == [("run_interrupted", True), ("session_ended", False)]
         assert await daemon.recover_session(session.id) is None
         with pytest.raises(InvalidStateError, match="has ended"):
-            await live.prompt("more")
+            await (await daemon.get(session.id)).prompt("more")
+        if live is not await daemon.get(session.id):  # loaded before the other process's end
+            with pytest.raises(ConcurrencyError):
+                await live.prompt("more")
         assert len(await daemon.store.query(session_id=session.id)) == len(events)
     finally:
         await command.close()
