@@ -163,6 +163,8 @@ class EventStore:
             raise StoreError("the event store is closed")
         if self._writer is None:
             raise StoreError("the event store was not started")
+        if self._writer.done():
+            raise StoreError("the event store's writer has stopped")
         future = asyncio.get_running_loop().create_future() if durable else None
         pending = _Pending(Group(list(events), expected_seq), future)
         if self._queue.full():
@@ -281,7 +283,10 @@ class EventStore:
             _settle(item, result=group.committed)
         self._committed += len(committed)
         for listener in self.commit_listeners:
-            listener(len(committed), elapsed)
+            try:
+                listener(len(committed), elapsed)
+            except Exception:  # a metric's bug must not stop the writer (and every append)
+                log.exception("commit listener %r failed", listener)
         await self._publish(committed)
 
     async def _commit_alone(self, groups: list[Group]) -> None:

@@ -218,6 +218,23 @@ async def test_an_event_the_database_refuses_fails_its_own_append_not_its_batch(
         await store.close()
 
 
+async def test_a_failing_commit_listener_does_not_stop_the_writer(file_url: str) -> None:
+    store = await EventStore.open(file_url)
+    calls: list[int] = []
+
+    def broken(count: int, seconds: float) -> None:
+        calls.append(count)
+        raise RuntimeError("a bug in a metric")
+
+    store.commit_listeners.append(broken)
+    try:
+        first = await asyncio.wait_for(store.append(delta("s", 0), durable=True), 5)
+        second = await asyncio.wait_for(store.append(delta("s", 1), durable=True), 5)
+        assert (first.seq, second.seq) == (1, 2) and calls == [1, 1]
+    finally:
+        await store.close()
+
+
 async def test_a_lost_postgresql_connection_is_retried_not_taken_for_a_bug(
     file_url: str,
 ) -> None:
