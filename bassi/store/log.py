@@ -56,6 +56,7 @@ log = logging.getLogger(__name__)
 
 _PG_OWNER_KEY = 0x6261_7374  # held by the process that owns the database (runs recovery)
 _PG_RUN_CLASS = 0x6261_7375  # with a session's key: held by the process running its run
+_U32 = 0xFFFF_FFFF  # `pg_locks.objid` is unsigned
 
 
 def _run_key(session_id: str) -> int:
@@ -109,7 +110,8 @@ async def _alive(conn: AsyncConnection) -> bool:
         await asyncio.wait_for(conn.execute(select(1)), 5)
         await conn.commit()
         return True
-    except (SQLAlchemyError, OSError, TimeoutError):
+    except Exception as exc:  # whatever the driver raises, this connection is done for
+        log.info("a connection holding database locks is gone: %s", exc)
         await _discard(conn)
         return False
 
@@ -140,6 +142,9 @@ class SqlEventLog:
         self._run_locks_lock = asyncio.Lock()
         self._file_run_locks: Any = None  # a file database: `RunLocks`, as SqliteEventLog
         self._lock_keeper: asyncio.Task[None] | None = None  # PostgreSQL: `_keep_locks`
+        self._lock_pids: set[int] = set()  # PostgreSQL: backends this log took locks on
+        self._pending_runs: set[str] = set()  # run locks to take again (`_retake_run_locks`)
+        self._owner_pending = False  # ownership to take again (`_retake_ownership`)
         self.lock_check_seconds = 2.0
         """PostgreSQL: how often the connections holding advisory locks are checked."""
         self.writer: AsyncEngine = self._make_engine(write=True)
@@ -201,13 +206,13 @@ class SqlEventLog:
         if self._owner is not None:
             return True
         if self.dialect == "postgresql":
-            conn = await self.writer.connect()
+            conn = await self._lock_connection()
             got = (await conn.execute(select(func.pg_try_advisory_lock(_PG_OWNER_KEY)))).scalar()
             await conn.commit()
             if not got:
                 await conn.close()
                 return False
-            self._owner = conn
+            self._owner, self._owner_pending = conn, False
             self._start_lock_keeper()
             return True
         if self._memory:
@@ -222,6 +227,7 @@ class SqlEventLog:
     async def release_ownership(self) -> None:
         """Stop being the owner (a no-op for a process that is not)."""
         owner, self._owner = self._owner, None
+        self._owner_pending = False
         if isinstance(owner, AsyncConnection):
             with contextlib.suppress(Exception):
                 # The connection goes back to the pool, still holding a session lock: unlock.
@@ -261,6 +267,7 @@ class SqlEventLog:
         if session_id not in self._run_locks:
             return
         self._run_locks.discard(session_id)
+        self._pending_runs.discard(session_id)
         if self.dialect == "postgresql":
             async with self._run_locks_lock:
                 conn = self._run_locks_conn
@@ -297,18 +304,63 @@ class SqlEventLog:
                     raise
         return False  # not reached: the second attempt returns or raises
 
-    async def _retake_run_locks(self) -> None:
-        """A new run-locks connection, holding again the run locks this log held on the last
-        one (the server dropped them with it). One that another process took meanwhile is lost:
-        that process may now recover the run, whose next append here is a ConcurrencyError."""
+    async def _lock_connection(self) -> AsyncConnection:
+        """A connection to hold advisory locks on; its backend is remembered as this log's."""
         conn = await self.writer.connect()
-        self._run_locks_conn = conn
-        for session_id in sorted(self._run_locks):
+        self._lock_pids.add(int((await conn.execute(select(func.pg_backend_pid()))).scalar_one()))
+        return conn
+
+    async def _held_by_us(self, conn: AsyncConnection, key: tuple[int, int, int]) -> bool:
+        """Whether the advisory lock `key` (classid, objid, objsubid as `pg_locks` has them) is
+        held by one of this log's backends, or by none: a connection of ours the server has not
+        finished dropping still holds it for a moment, and nobody else can take it meanwhile."""
+        holders = await conn.execute(
+            text(
+                "SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND granted"
+                " AND database = (SELECT oid FROM pg_database WHERE datname = current_database())"
+                " AND classid::bigint = :c AND objid::bigint = :o AND objsubid = :s"
+            ),
+            {"c": key[0], "o": key[1], "s": key[2]},
+        )
+        return all(pid in self._lock_pids for (pid,) in holders)
+
+    async def _retake_run_locks(self) -> None:
+        """Hold again the run locks this log held on a connection it lost (the server drops
+        them with it), on a new one (under `_run_locks_lock`). A lock still held by the old
+        backend, which the server is still dropping, is tried again next time; one another
+        process took meanwhile is lost: that process may now recover the run, whose next
+        append here is a ConcurrencyError."""
+        if self._run_locks_conn is None:
+            self._run_locks_conn = await self._lock_connection()
+            self._pending_runs = set(self._run_locks)
+        conn = self._run_locks_conn
+        for session_id in sorted(self._pending_runs):
             lock = func.pg_try_advisory_lock(_PG_RUN_CLASS, _run_key(session_id))
-            if not (await conn.execute(select(lock))).scalar():
+            if (await conn.execute(select(lock))).scalar():
+                self._pending_runs.discard(session_id)
+            elif not await self._held_by_us(conn, (_PG_RUN_CLASS, _run_key(session_id) & _U32, 2)):
+                self._pending_runs.discard(session_id)
                 self._run_locks.discard(session_id)
                 log.warning("lost the run lock of session %s with its connection", session_id)
         await conn.commit()
+
+    async def _retake_ownership(self) -> None:
+        """Become the owner again after the owner's connection was lost (see
+        `_retake_run_locks`: tried again while the old backend still holds the lock)."""
+        conn = await self._lock_connection()
+        try:
+            if (await conn.execute(select(func.pg_try_advisory_lock(_PG_OWNER_KEY)))).scalar():
+                await conn.commit()
+                self._owner, self._owner_pending = conn, False
+                return
+            if not await self._held_by_us(conn, (0, _PG_OWNER_KEY, 1)):
+                self._owner_pending = False
+                log.warning("another process owns the database now")
+            await conn.commit()
+        except BaseException:
+            await _discard(conn)
+            raise
+        await conn.close()
 
     def _start_lock_keeper(self) -> None:
         if self._lock_keeper is None or self._lock_keeper.done():
@@ -325,14 +377,15 @@ class SqlEventLog:
             try:
                 async with self._run_locks_lock:
                     conn = self._run_locks_conn
-                    if self._run_locks and (conn is None or not await _alive(conn)):
+                    if conn is not None and self._run_locks and not await _alive(conn):
                         self._run_locks_conn = None
+                    if self._run_locks and (self._run_locks_conn is None or self._pending_runs):
                         await self._retake_run_locks()
                 owner = self._owner
                 if isinstance(owner, AsyncConnection) and not await _alive(owner):
-                    self._owner = None
-                    if not await self.claim_ownership():
-                        log.warning("another process owns the database now")
+                    self._owner, self._owner_pending = None, True
+                if self._owner_pending:
+                    await self._retake_ownership()
             except Exception as exc:  # the server is away, say: the next round tries again
                 log.warning("could not check the database locks: %s", exc)
 
