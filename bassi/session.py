@@ -151,7 +151,15 @@ def _close_call(state: SessionState, tool_call_id: str, result: ToolResultBlock)
 
 def _end_run(state: SessionState) -> SessionState:
     status = SessionStatus.ENDED if state.status is SessionStatus.ENDED else SessionStatus.IDLE
-    return replace(state, current_run_id=None, pending_approvals={}, status=status)
+    return replace(
+        state,
+        current_run_id=None,
+        pending_approvals={},
+        status=status,
+        run_started_at=None,
+        run_turns=0,
+        run_usage=Usage(),
+    )
 
 
 def evolve(state: SessionState, event: ev.Event) -> SessionState:

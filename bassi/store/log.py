@@ -51,9 +51,9 @@ from bassi.store.sqlite import RunLocks, claim_file_ownership
 from bassi.store.tables import events as events_table
 from bassi.store.tables import sessions as sessions_table
 
-_PG_LOCK_KEY = 0x6261_7373  # "bass": serializes writers across processes on PostgreSQL
 log = logging.getLogger(__name__)
 
+_PG_LOCK_KEY = 0x6261_7373  # "bass": serializes writers across processes on PostgreSQL
 _PG_OWNER_KEY = 0x6261_7374  # held by the process that owns the database (runs recovery)
 _PG_RUN_CLASS = 0x6261_7375  # with a session's key: held by the process running its run
 _U32 = 0xFFFF_FFFF  # `pg_locks.objid` is unsigned

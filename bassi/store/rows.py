@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from json.encoder import encode_basestring, encode_basestring_ascii
+from json.encoder import encode_basestring
 from typing import Any, Protocol
 
 from pydantic import ValidationError
@@ -29,7 +29,6 @@ SUMMARY_COLUMNS: tuple[str, ...] = SessionSummary.__slots__
 IN_CHUNK = 500
 """Ids per `IN (...)` list: far below SQLite's bound-parameter limit."""
 
-_q = encode_basestring_ascii
 _w = encode_basestring
 
 
@@ -102,23 +101,16 @@ def known_types(types: Iterable[str]) -> list[str]:
 
 def row_to_event(row: Sequence[Any]) -> ev.Event:
     """An event from a row of `COLUMNS` + payload (payload as JSON text or already decoded)."""
-    position, event_id, session_id, seq, run_id, type_, v, recorded_at, payload = row
+    position, type_, v, payload = row[0], row[5], row[6], row[8]
     if type_ not in ev.EVENT_TYPES:
         raise EventDecodeError(f"unknown event type {type_!r} at position {position}")
     if v < ev.CURRENT_VERSION[type_] or not isinstance(payload, str):
         data = json.loads(payload) if isinstance(payload, str) else dict(payload)
         data.update(zip(COLUMNS, row[:8], strict=True))
         return ev.decode(data)
-    # Fast path: splice the envelope into the payload text and let pydantic parse once.
-    head = (
-        f'{{"position":{position},"event_id":{_q(event_id)},"session_id":{_q(session_id)},'
-        f'"seq":{seq},"run_id":{"null" if run_id is None else _q(run_id)},"type":"{type_}",'
-        f'"v":{v},"recorded_at":"{recorded_at}"'
-    )
-    body = payload.strip()
-    text = head + ("}" if body == "{}" else "," + body[1:])
+    # Fast path: the envelope spliced into the payload text, parsed once by pydantic.
     try:
-        return ev.EVENT_TYPES[type_].model_validate_json(text)  # type: ignore[return-value]
+        return ev.EVENT_TYPES[type_].model_validate_json(_spliced(row))  # type: ignore[return-value]
     except ValidationError as exc:
         raise EventDecodeError(f"invalid {type_} event at position {position}: {exc}") from exc
 
@@ -128,18 +120,24 @@ def row_to_wire(row: Sequence[Any]) -> WireRow:
     the typed event: what a stream catching up from the log sends as it is.
 
     The text is what `row_to_event(row).model_dump_json()` returns (byte for byte for a row
-    `SqliteEventLog` wrote, equal as JSON otherwise) at a fraction of the cost: the envelope,
-    in the model's field order, spliced in front of the stored payload, which only this store
-    writes. A row of an older schema version is upcast through the typed path; so is a
-    payload the driver already decoded, and one that does not look like a JSON object, to fail
-    there with a clear error.
+    `SqliteEventLog` wrote, equal as JSON otherwise) at a fraction of the cost, the stored
+    payload being one only this store writes. A row of an older schema version is upcast
+    through the typed path; so is a payload the driver already decoded, and one that does not
+    look like a JSON object, to fail there with a clear error.
     """
-    position, event_id, session_id, seq, run_id, type_, v, recorded_at, payload = row
+    position, seq, type_, v, payload = row[0], row[3], row[5], row[6], row[8]
     if type_ not in ev.EVENT_TYPES:
         raise EventDecodeError(f"unknown event type {type_!r} at position {position}")
     body = payload.strip() if isinstance(payload, str) else ""
     if v < ev.CURRENT_VERSION[type_] or body[:1] != "{" or body[-1:] != "}":
         return position, seq, row_to_event(row).model_dump_json()
+    return position, seq, _spliced(row)
+
+
+def _spliced(row: Sequence[Any]) -> str:
+    """The row's payload text with the envelope spliced in front, in the models' field order
+    and spelling: the event's wire JSON."""
+    position, event_id, session_id, seq, run_id, type_, v, recorded_at, payload = row
     if recorded_at.endswith(".000000Z"):  # pydantic leaves out a zero fraction
         recorded_at = recorded_at[:-8] + "Z"
     head = (
@@ -147,7 +145,8 @@ def row_to_wire(row: Sequence[Any]) -> WireRow:
         f'"run_id":{"null" if run_id is None else _w(run_id)},"seq":{seq},'
         f'"position":{position},"recorded_at":"{recorded_at}","v":{v}'
     )
-    return position, seq, head + ("}" if body == "{}" else "," + body[1:])
+    body = payload.strip()
+    return head + ("}" if body == "{}" else "," + body[1:])
 
 
 def event_row(event: ev.Event) -> tuple[Any, ...]:
