@@ -13,6 +13,7 @@ from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal, TypeAlias
 
+import uuid_utils
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
 from bassi.errors import EventDecodeError
@@ -39,6 +40,18 @@ def new_id() -> str:
     return f"{h[:8]}-{h[8:12]}-4{h[13:16]}-{_VARIANT[h[16]]}{h[17:20]}-{h[20:]}"
 
 
+def new_event_id() -> str:
+    """A fresh time-ordered (version 7) UUID: the ids of consecutive events sort together.
+
+    The log's unique index on event_id then grows at its right edge, as the position index
+    does, instead of taking every insert at a random page: a random id dirtied pages all over
+    the index, which made each commit write and fsync more and grew with the log (at 100,000
+    events a commit cost three times what it does with ordered ids). Sessions and runs keep
+    random ids, which people shorten to a prefix.
+    """
+    return str(uuid_utils.uuid7())
+
+
 def utcnow() -> datetime:
     """Now, timezone-aware UTC."""
     return datetime.now(UTC)
@@ -58,7 +71,7 @@ class EventBase(BaseModel):
 
     type: str
     """Discriminator: the event's wire name (each subclass fixes it)."""
-    event_id: str = Field(default_factory=new_id)
+    event_id: str = Field(default_factory=new_event_id)
     """UUID chosen by the producer; the idempotency key."""
     session_id: str
     """The stream this event belongs to."""
