@@ -34,4 +34,3 @@ def test_event_ids_are_canonical_uuid7_in_the_order_events_were_made() -> None:
         assert parsed.version == 7
         assert parsed.variant == uuid.RFC_4122
     assert ids == sorted(ids)  # made one after another, they sort as they were made
-
