@@ -54,6 +54,11 @@ class EventDecodeError(StoreError):
     """An event cannot be parsed: unknown type, missing or invalid fields."""
 
 
+class InvalidEventError(StoreError):
+    """An event holds a value the log cannot store (text that is not valid Unicode, or that the
+    database refuses); nothing of the append that carried it was written."""
+
+
 class SessionError(BassiError):
     """A session or run command cannot be carried out."""
 
@@ -81,6 +86,26 @@ class ApprovalNotFound(SessionError):
 
 class PayloadTooLarge(SessionError):
     """A prompt or frame is larger than the configured limit; nothing was recorded."""
+
+
+class InvalidInput(SessionError):
+    """A value given to bassi cannot be recorded as it is; nothing was recorded."""
+
+
+def check_text(value: str, what: str) -> str:
+    """`value`, if it is text UTF-8 can encode; else `InvalidInput` saying where it is not.
+
+    A lone surrogate (a `\\ud800` escape in JSON, or a byte that is not UTF-8 in a command
+    line, which Python decodes to one) can be held in a `str` but never stored or sent.
+    """
+    try:
+        value.encode()
+    except UnicodeEncodeError as exc:
+        raise InvalidInput(
+            f"{what} is not valid Unicode text: character {exc.start + 1} "
+            f"({value[exc.start]!r}) is a lone surrogate"
+        ) from None
+    return value
 
 
 class ModelError(BassiError):

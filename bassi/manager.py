@@ -26,6 +26,7 @@ from bassi.errors import (
     PersistenceError,
     SessionNotFound,
     StoreError,
+    check_text,
 )
 from bassi.models.base import Model
 from bassi.models.catalog import PROVIDERS
@@ -132,7 +133,7 @@ class Session:
     async def prompt(self, content: str, *, user: str | None = None) -> str:
         """Start a run on `content` in the background and return its run_id."""
         limit = self._manager.settings.max_prompt_bytes
-        if len(content.encode("utf-8")) > limit:
+        if len(check_text(content, "the prompt").encode()) > limit:
             raise PayloadTooLarge(f"prompt is larger than the limit of {limit} bytes")
         if not content.strip():
             raise InvalidStateError("prompt is empty", state="empty", expected="text")
@@ -354,6 +355,7 @@ class Session:
     ) -> None:
         from bassi.errors import ApprovalNotFound
 
+        check_text(reason, "the reason")
         if self._agent is None or not self.run_active:
             raise ApprovalNotFound(f"no approval is pending for tool call {tool_call_id!r}")
         answer = user_answer(decision, user=user, reason=reason)
@@ -365,6 +367,7 @@ class Session:
         """Stop the active run now (`immediate`) or once its current step is done (`after_turn`)."""
         if mode not in ("immediate", "after_turn"):
             raise ConfigError(f"cancel mode must be immediate or after_turn, not {mode!r}")
+        check_text(reason, "the reason")
         if not self.run_active or self._task is None or self._agent is None:
             raise InvalidStateError(
                 f"session {self.id} has no active run", state=self._state.status, expected="running"
@@ -386,7 +389,7 @@ class Session:
     async def switch_model(self, model: str) -> None:
         """Use another model from the next run on."""
         self._check_can_run()
-        self._manager.model_for(model)
+        self._manager.model_for(check_text(model, "the model"))
         if model != self._state.model:
             await self.append(
                 ev.ModelSwitched(session_id=self.id, previous=self._state.model, model=model)
@@ -511,6 +514,10 @@ class SessionManager:
         rules: Sequence[str] = (),
     ) -> Session:
         """Start a new session (validating everything before anything is written)."""
+        for what, text in (("the title", title), ("the system prompt", system_prompt)):
+            check_text(text, what)
+        for text in (model or "", workspace or "", *rules):
+            check_text(text, "the session's settings")
         spec = model or self.default_model
         self.model_for(spec)
         mode = permission_mode or self.settings.permission_mode
@@ -581,6 +588,7 @@ class SessionManager:
 
     async def end(self, session_id: str, reason: str = "") -> None:
         """End a session: it takes no more prompts."""
+        check_text(reason, "the reason")
         session = await self.get(session_id)
         async with session._start_lock:
             if session.state.status is SessionStatus.ENDED:

@@ -18,7 +18,14 @@ from typing import Annotated, Any, NoReturn, TypeVar
 import typer
 from typer.exceptions import TyperException
 
-from bassi.errors import BassiError, ConfigError, InvalidStateError, SessionNotFound
+from bassi.errors import (
+    BassiError,
+    ConfigError,
+    InvalidEventError,
+    InvalidInput,
+    InvalidStateError,
+    SessionNotFound,
+)
 from bassi.settings import Settings, database_url
 
 T = TypeVar("T")
@@ -56,7 +63,15 @@ def fail(message: str, code: int = 1) -> typer.Exit:
 
 def exit_code(exc: BaseException) -> int:
     """2 for what the user asked wrongly, 1 for everything that failed."""
-    if isinstance(exc, ConfigError | SessionNotFound | UsageError | InvalidStateError):
+    if isinstance(
+        exc,
+        ConfigError
+        | SessionNotFound
+        | UsageError
+        | InvalidStateError
+        | InvalidInput
+        | InvalidEventError,
+    ):
         return 2
     return 1
 

@@ -22,6 +22,7 @@ from bassi.cli.app import (
     run,
 )
 from bassi.cli.render import LiveView, wire_json
+from bassi.errors import InvalidInput, check_text
 
 if TYPE_CHECKING:
     from bassi.manager import Session, SessionManager
@@ -50,6 +51,10 @@ def run_prompt(
         prompt = sys.stdin.read()
     if not prompt.strip():
         raise fail("the prompt is empty", 2)
+    try:
+        check_text(prompt, "the prompt")  # before a session is made for it
+    except InvalidInput as exc:
+        raise fail(str(exc), 2) from None
     settings = load_settings(database=db, workspace=workspace)
     url = db_url(db)
     err = Console(stderr=True, highlight=False)

@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from typing import Any, Self
 
 from bassi import events as ev
-from bassi.errors import ConcurrencyError, PersistenceError, StoreError
+from bassi.errors import ConcurrencyError, InvalidEventError, PersistenceError, StoreError
 from bassi.store import open_log
 from bassi.store.readmodel import SessionSummary
 from bassi.store.rows import EventLog, Group, WireRow
@@ -235,7 +235,9 @@ class EventStore:
             try:
                 await self.log.commit(groups, self._heads)
                 break
-            except ConcurrencyError as exc:  # a foreign writer raced us past the lock
+            except (ConcurrencyError, InvalidEventError) as exc:
+                # A foreign writer raced us past the lock, or an event holds a value the log
+                # cannot store: the database is fine, and only the groups at fault fail.
                 if len(groups) > 1:
                     await self._commit_alone(groups)
                 else:
@@ -258,7 +260,10 @@ class EventStore:
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 1.0)
         elapsed = 0.0
-        refused = any(g.error and not isinstance(g.error, ConcurrencyError) for g in groups)
+        refused = any(
+            g.error and not isinstance(g.error, ConcurrencyError | InvalidEventError)
+            for g in groups
+        )
         # A batch of flush markers alone proves nothing about the database; nor does one
         # whose groups it refused.
         if groups and not refused:
@@ -291,13 +296,13 @@ class EventStore:
 
     async def _commit_alone(self, groups: list[Group]) -> None:
         """Commit each group in a transaction of its own, after the batch failed as a whole for
-        a reason other than an outage (a value the database refused, a foreign writer): only
+        a reason other than an outage (a value the log cannot store, a foreign writer): only
         the groups at fault fail, not every session that shared the batch."""
         for group in groups:
             group.committed, group.error = [], None
             try:
                 await self.log.commit([group], self._heads)
-            except ConcurrencyError as exc:
+            except (ConcurrencyError, InvalidEventError) as exc:
                 group.error = exc
             except Exception as exc:
                 self._last_error = f"{type(exc).__name__}: {exc}"

@@ -30,7 +30,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_en
 from sqlalchemy.pool import StaticPool
 
 from bassi import events as ev
-from bassi.errors import ConcurrencyError, StoreError
+from bassi.errors import ConcurrencyError, InvalidEventError, StoreError
 from bassi.store import migrate
 from bassi.store.readmodel import SessionSummary, summarize
 from bassi.store.rows import (
@@ -71,6 +71,28 @@ def _is_integrity_error(exc: BaseException) -> bool:
     return type(exc).__module__.startswith("asyncpg") and "IntegrityConstraintViolationError" in {
         cls.__name__ for cls in type(exc).__mro__
     }
+
+
+def _value_refused(exc: BaseException) -> bool:
+    """Whether the value, not the database, is at fault: text the driver cannot encode (a lone
+    surrogate), or PostgreSQL's class 22, data exception (a NUL in jsonb). The driver's error
+    may be wrapped by SQLAlchemy, so the chain of causes is searched."""
+    cause: BaseException | None = exc
+    for _ in range(5):
+        if cause is None:
+            return False
+        if isinstance(cause, UnicodeError):
+            return True
+        if type(cause).__module__.startswith("asyncpg"):
+            state = str(getattr(cause, "sqlstate", "") or "")
+            if state.startswith("22") or isinstance(cause, ValueError):
+                return True
+        cause = cause.__cause__ or getattr(cause, "orig", None) or cause.__context__
+    return False
+
+
+def _first_line(exc: BaseException) -> str:
+    return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
 
 
 def sqlite_engine(
@@ -422,11 +444,16 @@ class SqlEventLog:
     async def commit(self, groups: Sequence[Group], heads: Mapping[str, int]) -> None:
         """Commit every group that can be, in one transaction (see `_commit`)."""
         try:
-            await self._commit(groups, heads, check_ids=False)
-        except RetryWithIdCheck:
-            for group in groups:
-                group.committed, group.error = [], None
-            await self._commit(groups, heads, check_ids=True)
+            try:
+                await self._commit(groups, heads, check_ids=False)
+            except RetryWithIdCheck:
+                for group in groups:
+                    group.committed, group.error = [], None
+                await self._commit(groups, heads, check_ids=True)
+        except Exception as exc:
+            if _value_refused(exc):
+                raise InvalidEventError(f"an event cannot be stored: {_first_line(exc)}") from exc
+            raise
 
     async def _commit(
         self, groups: Sequence[Group], heads: Mapping[str, int], *, check_ids: bool

@@ -18,7 +18,12 @@ from typing import Any, Protocol
 from pydantic import ValidationError
 
 from bassi import events as ev
-from bassi.errors import ConcurrencyError, EventDecodeError, IdempotencyError
+from bassi.errors import (
+    ConcurrencyError,
+    EventDecodeError,
+    IdempotencyError,
+    InvalidEventError,
+)
 from bassi.store.readmodel import SessionSummary, summarize
 
 COLUMNS = ("position", "event_id", "session_id", "seq", "run_id", "type", "v", "recorded_at")
@@ -150,7 +155,15 @@ def _spliced(row: Sequence[Any]) -> str:
 
 
 def event_row(event: ev.Event) -> tuple[Any, ...]:
-    """The `events` row of a staged event: `COLUMNS` + the payload as JSON text."""
+    """The `events` row of a staged event: `COLUMNS` + the payload as JSON text.
+
+    `InvalidEventError` if the payload holds text UTF-8 cannot encode (a lone surrogate); the
+    backends refuse such an envelope field as they bind it.
+    """
+    try:
+        payload = event.model_dump_json(exclude=ev.ENVELOPE_FIELDS)
+    except ValueError as exc:  # pydantic's serialization error
+        raise InvalidEventError(f"a {event.type} event cannot be stored: {exc}") from None
     return (
         event.position,
         event.event_id,
@@ -160,7 +173,7 @@ def event_row(event: ev.Event) -> tuple[Any, ...]:
         event.type,
         event.v,
         ev.format_time(event.recorded_at),
-        event.model_dump_json(exclude=ev.ENVELOPE_FIELDS),
+        payload,
     )
 
 

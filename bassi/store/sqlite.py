@@ -30,7 +30,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
 from bassi import events as ev
-from bassi.errors import ConcurrencyError, StoreError
+from bassi.errors import ConcurrencyError, InvalidEventError, StoreError
 from bassi.store.readmodel import SessionSummary, summarize
 from bassi.store.rows import (
     COLUMNS,
@@ -427,8 +427,11 @@ class SqliteEventLog:
             return self._writer_conn()
 
     def _commit(self, groups: Sequence[Group], heads: Mapping[str, int], check_ids: bool) -> None:
-        with self._immediate() as conn:
-            self._commit_in(conn, groups, heads, check_ids)
+        try:
+            with self._immediate() as conn:
+                self._commit_in(conn, groups, heads, check_ids)
+        except UnicodeEncodeError as exc:  # text sqlite3 cannot bind (a lone surrogate)
+            raise InvalidEventError(f"an event cannot be stored: {exc}") from None
 
     def _commit_in(
         self,

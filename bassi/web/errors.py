@@ -1,7 +1,7 @@
 """bassi's errors as HTTP answers: one JSON shape, `{"error": {"type", "message"}}`, and a status.
 
 SessionNotFound and ApprovalNotFound are 404, InvalidStateError 409, PayloadTooLarge 413,
-ConfigError, ToolInputError and invalid bodies 422, malformed JSON 400, anything else 500
+ConfigError, ToolInputError, InvalidInput, InvalidEventError and invalid bodies 422, malformed JSON 400, anything else 500
 (with a generic message: the traceback goes to the log, never to the client).
 """
 
@@ -22,6 +22,8 @@ from bassi.errors import (
     ConcurrencyError,
     ConfigError,
     EventDecodeError,
+    InvalidEventError,
+    InvalidInput,
     InvalidStateError,
     PayloadTooLarge,
     PersistenceError,
@@ -40,6 +42,8 @@ _STATUS: tuple[tuple[type[BaseException], int], ...] = (
     (ConfigError, 422),
     (ToolInputError, 422),
     (EventDecodeError, 422),
+    (InvalidInput, 422),
+    (InvalidEventError, 422),  # a value the log cannot store: the request's, not an outage
     (PersistenceError, 503),
 )
 

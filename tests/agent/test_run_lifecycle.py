@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from bassi import events as ev
-from bassi.errors import ConcurrencyError, InvalidStateError
+from bassi.errors import ConcurrencyError, InvalidInput, InvalidStateError
 from bassi.manager import Session, SessionManager
 from bassi.session import SessionStatus
 from tests.agent.conftest import make_settings
@@ -202,3 +202,34 @@ async def test_a_run_resumed_after_a_restart_counts_its_whole_length(tmp_path: P
     assert end.usage.output_tokens == sum(c.usage.output_tokens for c in calls)
     whole = (end.recorded_at - started.recorded_at).total_seconds() * 1000
     assert whole >= 300 and end.duration_ms >= whole - 50
+
+
+async def test_text_that_cannot_be_stored_is_refused_before_it_reaches_the_run(
+    tmp_path: Path,
+) -> None:
+    bad = "half a pair: \ud800"
+    async with SessionManager.open(str(tmp_path / "b.db"), settings=make_settings(tmp_path)) as m:
+        with pytest.raises(InvalidInput, match="the title is not valid Unicode text"):
+            await m.create(model="scripted", title=bad)
+        session = await m.create(model="scripted", tools=["bash"])
+        with pytest.raises(InvalidInput, match="the prompt"):
+            await session.prompt(bad)
+        await session.prompt("/bash echo hi")
+        for _ in range(200):
+            if session.state.pending_approvals:
+                break
+            await asyncio.sleep(0.01)
+        [call] = session.state.pending_approvals
+        with pytest.raises(InvalidInput, match="the reason"):
+            await session.deny(call, reason=bad)
+        with pytest.raises(InvalidInput, match="the reason"):
+            await session.cancel(reason=bad)
+        await session.deny(call, reason="no")  # the run was left waiting, and goes on
+        await session.wait()
+        with pytest.raises(InvalidInput, match="the reason"):
+            await m.end(session.id, reason=bad)
+        events = await m.store.query()
+    assert [e.type for e in events if e.type in ev.TERMINAL_RUN_TYPES] == ["run_completed"]
+    assert [e.session_id for e in events if e.type == "session_started"] == [session.id]
+    assert not [e for e in events if e.type == "session_ended"]
+    assert m.store.stats().healthy

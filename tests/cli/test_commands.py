@@ -161,6 +161,23 @@ def test_a_database_url_with_parameters_is_one_database(bassi: Bassi) -> None:
     assert not [p.name for p in bassi.cwd.iterdir() if "?" in p.name]  # no second database
 
 
+def test_a_prompt_that_is_not_text_exits_2_with_one_line_and_records_nothing(
+    bassi: Bassi,
+) -> None:
+    session = session_of(bassi("run", "hello").stderr)
+    # A byte that is not UTF-8 on the command line reaches Python as a lone surrogate.
+    for args in (("run", "caf\udce9"), ("run", "caf\udce9", "--session", session)):
+        result = bassi(*args)
+        assert result.returncode == 2, (args, result.stderr)
+        assert one_line_error(result) == (
+            "bassi: the prompt is not valid Unicode text: character 4 ('\\udce9') is a lone "
+            "surrogate"
+        )
+    assert [r["session_id"] for r in bassi.json_lines("sessions", "list", "--json")] == [session]
+    events = bassi.json_lines("sessions", "export", session)
+    assert [e["type"] for e in events].count("prompt_received") == 1  # only "hello"
+
+
 def test_an_ended_session_takes_no_more_prompts(bassi: Bassi) -> None:
     session = session_of(bassi("run", "hello").stderr)
     ended = bassi("sessions", "end", session, "--reason", "done here")

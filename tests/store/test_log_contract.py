@@ -11,7 +11,13 @@ import pytest
 from sqlalchemy import text
 
 from bassi import events as ev
-from bassi.errors import ConcurrencyError, EventDecodeError, IdempotencyError, StoreError
+from bassi.errors import (
+    ConcurrencyError,
+    EventDecodeError,
+    IdempotencyError,
+    InvalidEventError,
+    StoreError,
+)
 from bassi.session import SessionStatus, replay
 from bassi.store.eventstore import EventStore
 from bassi.store.sqlite import SqliteEventLog
@@ -108,6 +114,29 @@ async def test_expected_seq_guards_an_append(store: EventStore) -> None:
     assert committed.seq == 2
     with pytest.raises(ConcurrencyError, match="expected 1"):
         await store.append(prompt("s", 3), durable=True, expected_seq=1)
+
+
+async def test_an_event_the_log_cannot_store_fails_alone_and_leaves_the_store_healthy(
+    store: EventStore, backend: str
+) -> None:
+    stats = store.stats()
+    bad = [prompt("s", 1).model_copy(update={"content": "half a pair: \ud800"})]
+    bad.append(ev.PromptReceived(session_id="s\udfff", run_id="r", content="a bad session id"))
+    if backend == "postgresql":  # jsonb holds no NUL; SQLite's text does (below)
+        bad.append(prompt("s", 1).model_copy(update={"content": "a NUL: \x00"}))
+    for event in bad:
+        with pytest.raises(InvalidEventError, match="cannot be stored"):
+            await store.append_many([prompt("s", 0), event], durable=True)
+    assert await store.query() == []  # nothing of those appends was written
+    after = store.stats()
+    assert after.healthy and after.failed_batches == stats.failed_batches
+    committed = await store.append(prompt("s", 2), durable=True)
+    assert committed.seq == 1  # the session is not stuck
+    if backend != "postgresql":
+        nul = await store.append(
+            prompt("s", 3).model_copy(update={"content": "a\x00b"}), durable=True
+        )
+        assert (await store.query(session_id="s"))[-1] == nul and nul.content == "a\x00b"  # type: ignore[union-attr]
 
 
 async def test_the_database_itself_refuses_update_and_delete(store: EventStore) -> None:

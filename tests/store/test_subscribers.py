@@ -7,7 +7,7 @@ import asyncio
 import pytest
 
 from bassi import events as ev
-from bassi.errors import ConcurrencyError, PersistenceError, StoreError
+from bassi.errors import ConcurrencyError, InvalidEventError, PersistenceError, StoreError
 from bassi.store.eventstore import EventStore
 from bassi.store.rows import Group
 from bassi.store.sqlite import SqliteEventLog
@@ -207,7 +207,7 @@ async def test_an_event_the_database_refuses_fails_its_own_append_not_its_batch(
             store.append(delta("c", 0), durable=True),
             return_exceptions=True,
         )  # queued before the writer wakes: one batch
-        assert isinstance(results[1], PersistenceError) and "surrogate" in str(results[1])
+        assert isinstance(results[1], InvalidEventError) and "surrogate" in str(results[1])
         assert isinstance(results[2], ev.TokenDelta) and results[2].seq == 1
         await store.flush()
         assert [e.session_id for e in await store.query()] == ["a", "c"]

@@ -79,12 +79,17 @@ def test_create_list_get_and_end_a_session(client: httpx.Client) -> None:
         ({"rules": ["allow:("]}, 422, "ConfigError"),
         ({"title": "x", "colour": "red"}, 422, "ValidationError"),
         (["not", "an", "object"], 422, "ValidationError"),
+        ('{"title": "half a pair: \\ud800"}', 422, "ValidationError"),
     ],
 )
 def test_create_refuses_bad_input_with_422(
     client: httpx.Client, body: Any, status: int, error_type: str
 ) -> None:
-    response = client.post("/api/sessions", json=body)
+    if isinstance(body, str):  # JSON text that httpx would not produce itself
+        headers = {"content-type": "application/json"}
+        response = client.post("/api/sessions", content=body.encode(), headers=headers)
+    else:
+        response = client.post("/api/sessions", json=body)
     assert response.status_code == status, response.text
     assert error_of(response)["type"] == error_type
     assert client.get("/api/sessions").json()["sessions"] == []  # nothing was written

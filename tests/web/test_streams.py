@@ -285,7 +285,14 @@ async def test_websocket_commands_prompt_approve_cancel_and_errors(
         idle_cancel = await command({"type": "cancel", "id": 1})
         assert idle_cancel["ok"] is False and idle_cancel["status"] == 409
         assert idle_cancel["error"]["type"] == "InvalidStateError"
-        for bad in ("not json", b"\x00binary", {"type": "launch"}, {"type": "prompt"}):
+        lone_surrogate = {"type": "prompt", "content": "half a pair: \ud800"}
+        for bad in (
+            "not json",
+            b"\x00binary",
+            {"type": "launch"},
+            {"type": "prompt"},
+            lone_surrogate,
+        ):
             reply = await command(bad)
             assert reply["ok"] is False and reply["status"] == 422, bad
 
