@@ -1,5 +1,6 @@
 """The `bash` tool: a command in the workspace, in its own process group, with a timeout and an
-output cap; the whole group is killed when the command ends, times out or is cancelled.
+output cap; the whole group is killed when the command ends, times out or is cancelled, and
+within a second or so of bassi's own death (`_GUARD`).
 """
 
 from __future__ import annotations
@@ -29,6 +30,17 @@ _DRAIN_GRACE = 1.0
 _POLL = 0.01
 """Seconds between looks at whether bash has exited."""
 
+_GUARD = (
+    '(while kill -0 "$PPID" 2>/dev/null; do sleep 1; done; kill -KILL 0) '
+    "</dev/null >/dev/null 2>&1 & "
+    'exec bash -c "$1"'
+)
+"""What bash runs first: a watcher in the command's process group that kills the group once
+the process that started it (bassi) is gone, then the command itself, in place of this shell
+(so it keeps the pid and leads the group). bassi kills the group when the command ends, times
+out or is cancelled; but if bassi itself is killed (SIGKILL, a crash) nothing would, and a
+command and its children could run on for ever. `$PPID` is bassi's pid in every subshell."""
+
 
 class BashInput(BaseModel):
     """Arguments of `bash`."""
@@ -51,6 +63,8 @@ async def bash(args: BashInput, ctx: ToolContext) -> ToolResult:
     proc = await asyncio.create_subprocess_exec(
         "bash",
         "-c",
+        _GUARD,
+        "bash",  # $0: what bash's own messages start with, as if it ran the command alone
         args.command,
         cwd=ctx.workspace,
         stdin=asyncio.subprocess.DEVNULL,

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+import sys
 import time
 from pathlib import Path
 
@@ -121,3 +122,33 @@ async def test_small_output_is_not_marked_truncated(
 def test_no_marker_collision() -> None:
     # The markers are chosen at random; make sure nothing already uses one.
     assert running_with(unique_seconds()) == []
+
+
+_HOST = """
+import asyncio, sys
+from pathlib import Path
+from bassi.tools.base import ToolContext
+from bassi.tools.executor import ToolExecutor
+from bassi.tools.registry import ToolRegistry
+
+async def main() -> None:
+    ctx = ToolContext(workspace=Path(sys.argv[1]), tool_call_id="c1")
+    await ToolExecutor(ToolRegistry.with_builtins()).run("c1", "bash", {"command": sys.argv[2]}, ctx)
+
+asyncio.run(main())
+"""
+
+
+async def test_a_command_does_not_outlive_a_process_killed_with_sigkill(workspace: Path) -> None:
+    # A daemon killed with SIGKILL cannot stop its tools: their process group must notice.
+    marker = unique_seconds()
+    command = f"sleep {marker} & (sleep {marker}) & sleep {marker} > /dev/null"
+    host = await asyncio.create_subprocess_exec(
+        sys.executable, "-c", _HOST, str(workspace), command
+    )
+    try:
+        assert len(await wait_until_running(marker, 3)) >= 3
+    finally:
+        host.kill()
+        await host.wait()
+    assert await wait_until_gone(marker, within=3.0) == []
