@@ -174,10 +174,23 @@ def test_permission_prompt_allow_shows_the_tool_output(
     card.locator(".allow-once").click()
     expect(card.locator(".tool-output")).to_contain_text("hi")
     expect(card).to_have_attribute("data-status", "done")
+    expect(card.locator(".tool-status")).to_have_text("done · allowed by user:web")
     expect(card.locator(".tool-duration")).to_have_text(re.compile(r"\d+(\.\d)? m?s"))
     expect(card.locator(".permission")).to_be_hidden()
     expect(page.locator(".msg.assistant").last).to_contain_text("bash returned: hi")
     expect(page.locator("#session-status")).to_have_text("idle")
+
+
+def test_an_untitled_session_has_one_name_in_the_list_and_the_header(
+    watched: Watched, ui_server: ProcessServer
+) -> None:
+    page = watched.page
+    page.goto(ui_server.url)
+    page.click("#create-session")
+    header = page.locator("#session-title")
+    expect(header).to_have_text(re.compile(r"^Session [0-9a-f]{8}$"))
+    active = page.locator(".session-item.active .session-name")
+    expect(active).to_have_text(header.inner_text())
 
 
 def test_cancel_stops_a_long_stream(watched: Watched, ui_server: ProcessServer) -> None:

@@ -165,6 +165,11 @@
     return item;
   }
 
+  function sessionName(title, id) {
+    // The same name in the list and the header; an untitled session goes by its id's start.
+    return title || `Session ${(id || "").slice(0, 8)}`;
+  }
+
   // --- tool cards -----------------------------------------------------------------------------
 
   const STATUS_TEXT = {
@@ -205,8 +210,10 @@
   }
 
   function setToolStatus(card, status, detail) {
+    // Who allowed the call stays on the card while it runs and once it has finished.
+    const said = detail || (card.allowedBy && status !== "allowed" ? `allowed by ${card.allowedBy}` : "");
     card.node.dataset.status = status;
-    card.status.textContent = detail ? `${STATUS_TEXT[status]} · ${detail}` : STATUS_TEXT[status];
+    card.status.textContent = said ? `${STATUS_TEXT[status]} · ${said}` : STATUS_TEXT[status];
   }
 
   function setToolInput(card, input) {
@@ -329,7 +336,10 @@
         const card = orphanCard(event);
         view.pending.delete(event.tool_call_id);
         closePermission(card);
-        if (event.decision === "allow") setToolStatus(card, "allowed", `by ${event.decided_by}`);
+        if (event.decision === "allow") {
+          card.allowedBy = event.decided_by;
+          setToolStatus(card, "allowed", `by ${event.decided_by}`);
+        }
         else setToolStatus(card, "denied", `by ${event.decided_by}${event.reason ? `: ${event.reason}` : ""}`);
         break;
       }
@@ -437,7 +447,7 @@
     view.status = view.ended ? "ended"
       : !view.runActive ? "idle"
       : view.pending.size ? "awaiting_approval" : "running";
-    $("#session-title").textContent = view.title || "Untitled session";
+    $("#session-title").textContent = sessionName(view.title, view.id);
     const status = $("#session-status");
     status.hidden = false;
     status.textContent = view.status.replace("_", " ");
@@ -569,7 +579,7 @@
         "data-session-id": s.id,
         onclick: () => selectSession(s.id),
       },
-      el("span", { class: "session-name" }, s.title || `Session ${s.id.slice(0, 8)}`),
+      el("span", { class: "session-name" }, sessionName(s.title, s.id)),
       el("span", { class: "status", "data-status": s.status }, s.status.replace("_", " ")),
       el("span", { class: "session-model" }, s.model)))));
     markActiveSession();
