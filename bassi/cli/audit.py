@@ -8,13 +8,13 @@ import sys
 from typing import Annotated, Any
 
 import typer
-from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
 from bassi.cli.app import DbOption, app, existing_db, fail, run
 from bassi.cli.lookup import find_session, reading
+from bassi.cli.render import console
 from bassi.store.audit import REPORTS, AuditResult, run_query, run_report
 
 
@@ -77,9 +77,9 @@ def _cell(value: Any) -> str:
 
 
 def _table(result: AuditResult) -> None:
-    console = Console(highlight=False, width=None if sys.stdout.isatty() else 200)
+    out = console()
     table = Table(*(escape(c) for c in result.columns), header_style="bold")
     for row in result.rows:
         table.add_row(*(Text(_cell(v)) for v in row))
-    console.print(table)
-    console.print(f"{len(result.rows)} row{'s' if len(result.rows) != 1 else ''}", style="dim")
+    out.print(table)
+    out.print(f"{len(result.rows)} row{'s' if len(result.rows) != 1 else ''}", style="dim")

@@ -33,7 +33,7 @@ from bassi.cli.app import (
     one_line,
 )
 from bassi.cli.approval import ask
-from bassi.cli.render import LiveView, usage_text
+from bassi.cli.render import LiveView, console, usage_text
 from bassi.errors import BassiError
 
 if TYPE_CHECKING:
@@ -298,7 +298,7 @@ def chat(
     settings = load_settings(database=db, workspace=workspace)
     url = db_url(db)
     ws = str(workspace) if workspace is not None else None
-    console = Console(highlight=False)
+    out = console()
     history = _history(settings.home)
     with asyncio.Runner() as runner:
         with _one_line_errors():
@@ -306,7 +306,7 @@ def chat(
         try:
             with _one_line_errors():
                 current = runner.run(_first_session(manager, session, model, ws))
-                Chat(runner, manager, current, console, model=model, workspace=ws).loop()
+                Chat(runner, manager, current, out, model=model, workspace=ws).loop()
         finally:
             _save_history(history)
             with contextlib.suppress(KeyboardInterrupt):
@@ -337,7 +337,7 @@ async def _first_session(
 
     found, note = await open_session(manager, given)
     if note is not None:
-        Console(highlight=False).print(note, style="yellow")
+        console().print(note, style="yellow")
     if model is not None and model != found.state.model:
         await found.switch_model(model)
     return found

@@ -22,7 +22,7 @@ from rich.text import Text
 
 from bassi import events as ev
 from bassi.cli.app import DbOption, app, db_url, fail, run
-from bassi.cli.render import LiveView, line
+from bassi.cli.render import LiveView, console, line
 from bassi.settings import Settings
 
 if TYPE_CHECKING:
@@ -66,7 +66,7 @@ def demo(db: DbOption = None) -> None:
     With --db the demo's sessions stay in that database to explore afterwards; otherwise
     everything lives in a temporary directory that is removed at the end.
     """
-    console = Console(highlight=False)
+    out = console(width=100)  # its rules span the width
     with tempfile.TemporaryDirectory(prefix="bassi-demo-") as tmp:
         root = Path(tmp)
         url = db_url(db or str(root / "demo.db"))
@@ -79,7 +79,7 @@ def demo(db: DbOption = None) -> None:
             {"home": home, "database": url, "workspace": workspace}, environ={}
         )
         started = time.monotonic()
-        narrator = Narrator(console)
+        narrator = Narrator(out)
 
         async def main() -> None:
             from bassi.manager import SessionManager
@@ -92,9 +92,9 @@ def demo(db: DbOption = None) -> None:
             await _crash(narrator, url, root, settings)
 
         run(main)
-        console.print()
-        console.print(Rule(Text("done", style="bold"), align="left"))
-        console.print(
+        out.print()
+        out.print(Rule(Text("done", style="bold"), align="left"))
+        out.print(
             f"five scenarios in {time.monotonic() - started:.1f} s. "
             + (
                 f"The sessions are in {db}: try `bassi sessions list --db {db}` "

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import typer
-from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
 from bassi import __version__
 from bassi.cli.app import app, load_settings
+from bassi.cli.render import console
 from bassi.models.catalog import provider_status
 
 
@@ -41,12 +41,12 @@ def models() -> None:
             Text(status.base_url),
             Text(examples.get(status.name, f"{status.name}:MODEL")),
         )
-    console = Console(highlight=False)
-    console.print(table)
+    out = console()
+    out.print(table)
     if settings.default_model:
-        console.print(Text(f"default model for new sessions: {settings.default_model}"))
+        out.print(Text(f"default model for new sessions: {settings.default_model}"))
     else:
-        console.print(
+        out.print(
             "default model for new sessions: the first of anthropic, openai with a key set, "
             "else scripted (set BASSI_MODEL or default_model to choose)"
         )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 from typing import Any, TextIO, assert_never
 
 from rich.console import Console
@@ -11,6 +12,18 @@ from rich.panel import Panel
 
 from bassi import events as ev
 from bassi.messages import Usage
+
+
+def console(*, stderr: bool = False, width: int = 200) -> Console:
+    """A console for the terminal, at its width; or for a pipe or a file, which has none: then
+    `width` columns for tables, and text left unwrapped (Rich would fold it at 80)."""
+    terminal = (sys.stderr if stderr else sys.stdout).isatty()
+    return Console(
+        stderr=stderr,
+        highlight=False,
+        width=None if terminal else width,
+        soft_wrap=not terminal,
+    )
 
 
 def clip(text: str, width: int = 80) -> str:

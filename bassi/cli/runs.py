@@ -21,7 +21,7 @@ from bassi.cli.app import (
     load_settings,
     run,
 )
-from bassi.cli.render import LiveView, wire_json
+from bassi.cli.render import LiveView, console, wire_json
 from bassi.errors import InvalidInput, check_text
 
 if TYPE_CHECKING:
@@ -57,7 +57,7 @@ def run_prompt(
         raise fail(str(exc), 2) from None
     settings = load_settings(database=db, workspace=workspace)
     url = db_url(db)
-    err = Console(stderr=True, highlight=False)
+    err = console(stderr=True)
     view = LiveView(err, text=sys.stdout)
     interactive = sys.stdin.isatty() and not as_json
 
@@ -117,7 +117,7 @@ async def _session(
 
     target, note = await open_session(manager, given)
     if note is not None:
-        Console(stderr=True, highlight=False).print(note, style="yellow")
+        console(stderr=True).print(note, style="yellow")
     if model is not None and model != target.state.model:
         await target.switch_model(model)
     return target

@@ -15,7 +15,7 @@ from rich.text import Text
 from bassi import events as ev
 from bassi.cli.app import DbOption, app, existing_db, load_settings, run
 from bassi.cli.lookup import find_session, reading
-from bassi.cli.render import compact, usage_text
+from bassi.cli.render import compact, console, usage_text
 from bassi.messages import TextBlock, ThinkingBlock, ToolResultBlock, ToolUseBlock
 from bassi.session import FOLD_TYPES, SessionState, replay
 from bassi.store.readmodel import SessionSummary
@@ -33,7 +33,7 @@ class ExportFormat(StrEnum):
 
 
 def _console() -> Console:
-    return Console(highlight=False, width=None if sys.stdout.isatty() else 160)
+    return console(width=160)
 
 
 @sessions_app.command("list")

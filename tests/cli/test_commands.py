@@ -377,6 +377,15 @@ def test_models_says_which_providers_have_keys_and_never_prints_one(bassi: Bassi
     assert "sk-ant-secret" not in result.stdout
 
 
+def test_piped_output_is_neither_cut_nor_folded_at_80_columns(bassi: Bassi) -> None:
+    result = bassi("models", db=False, env={"COLUMNS": ""})  # a pipe, and no width known
+    assert result.returncode == 0, result.stderr
+    assert "OPENROUTER_API_KEY" in result.stdout  # not "OPENROUTER_AP…"
+    assert "openrouter:anthropic/claude-sonnet-4.5" in result.stdout
+    [default] = [line for line in result.stdout.splitlines() if line.startswith("default model")]
+    assert default.endswith("(set BASSI_MODEL or default_model to choose)")
+
+
 def test_db_check_passes_on_a_database_bassi_made(history: History) -> None:
     result = history.bassi("db", "check")
     assert (result.returncode, result.stdout.strip()) == (0, "ok: revision 0001, schema matches")
