@@ -29,6 +29,9 @@ class WebContext:
     queue_size: int = 10_000
     """How far (in events) a stream may fall behind its session's live feed before it reads
     what it missed from the log instead."""
+    log_poll: float = 1.0
+    """Seconds between looks at the log of each watched session, for events another process
+    appended (`bassi run --session` beside the daemon), which this one never publishes."""
     draining: asyncio.Event = field(default_factory=asyncio.Event)
     """Set when the server begins to shut down: open streams end so shutdown is not held up."""
     loop: asyncio.AbstractEventLoop | None = None

@@ -5,7 +5,9 @@ after it, then follow live. All the streams of a session share one `Feed`: one d
 subscriber of the store, whose events are serialized once into a bounded window that each
 stream reads at its own pace. A slow client never slows the agent: it falls out of the window,
 reads what it missed from the log and rejoins, so it still sees every event exactly once, in
-order.
+order. Events another process appends to the session (`bassi run --session` beside the daemon)
+are never published here; the feed looks at the log's head every `log_poll` seconds, and
+streams read such events from the log.
 
 WebSocket frames from the server are JSON text: an event in the wire format (it has `seq` and
 `event_id`), `{"type": "ping"}` when nothing happened for a while, or a `reply` to a command.
@@ -161,7 +163,10 @@ class Feed:
         """Resolved (and replaced) when events arrive or the feed ends."""
         self._notifying = False
         self._closed = False
+        self.log_head = 0
+        """The session's last seq in the log when it was last looked at (see `_watch`)."""
         self._task = asyncio.create_task(self._pump(), name=f"feed:{session_id}")
+        self._watcher = asyncio.create_task(self._watch(), name=f"feed-watch:{session_id}")
 
     async def _pump(self) -> None:
         try:
@@ -178,6 +183,26 @@ class Feed:
         finally:
             self.ended = True
             self._notify()
+
+    async def _watch(self) -> None:
+        """Look at the log now and then for events another process appended to the session.
+
+        The store publishes only what this process commits; a run that `bassi run --session`
+        drives beside the daemon would otherwise reach the streams only when this process
+        next commits something for the session. Streams behind `log_head` read the log.
+        """
+        log_ = self.context.manager.store.log
+        while not self.ended:
+            await asyncio.sleep(self.context.log_poll)
+            try:
+                head = await log_.last_seq(self.session_id)
+            except Exception as exc:  # the store's own failures surface elsewhere
+                log.debug("could not look at the log of session %s: %s", self.session_id, exc)
+                continue
+            newest = self._seqs[-1] if len(self._seqs) > self._start else self.base
+            if head > max(newest, self.log_head):
+                self.log_head = head
+                self._notify()
 
     def _notify(self) -> None:
         self._notifying = False
@@ -221,6 +246,7 @@ class Feed:
         self._closed = self.ended = True
         self.subscription.close()
         self._task.cancel()
+        self._watcher.cancel()
         self.context.metrics.retired_drops += self.subscription.drops
         if self.context.feeds.get(self.session_id) is self:
             del self.context.feeds[self.session_id]
@@ -299,6 +325,9 @@ class _Stream:
                     self.cursor = seqs[-1]
                     yield seqs, texts
                     await asyncio.sleep(0)
+                    continue
+                if feed.log_head > self.cursor:  # another process appended: the log has it
+                    self.live = False
                     continue
                 if feed.ended:
                     return

@@ -123,6 +123,26 @@ async def test_a_run_another_process_made_reaches_the_stream_and_the_next_prompt
     assert len([m for m in state["messages"] if m["role"] == "user"]) == 3  # "two" included
 
 
+async def test_a_stream_follows_another_process_run_while_it_runs(
+    server: ThreadServer, aclient: httpx.AsyncClient
+) -> None:
+    from bassi.manager import SessionManager
+
+    session_id = (await aclient.post("/api/sessions", json={})).json()["id"]
+    async with connect(f"{server.ws_url}/api/sessions/{session_id}/ws") as ws:
+        await read_until_seq(ws, 1)
+        settings = server.settings
+        async with SessionManager.open(settings.database, settings=settings, recover=False) as cli:
+            theirs = await cli.get(session_id)
+            await theirs.prompt("/stream 40 100")  # four seconds of tokens, in the other process
+            frames = await read_until_type(ws, "token_delta")
+            assert theirs.run_active  # seen live, not once the daemon next wrote something
+            frames += await read_until_type(ws, "run_completed")
+            await theirs.wait()
+    seen = [f["seq"] for f in frames if "seq" in f]
+    assert seen == list(range(2, seen[-1] + 1))  # every event once, in order
+
+
 def _small_receive_buffer(port: int) -> socket.socket:
     """A connected socket whose kernel receive buffer is tiny, so the server feels the slowness."""
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
