@@ -31,15 +31,16 @@ _POLL = 0.01
 """Seconds between looks at whether bash has exited."""
 
 _GUARD = (
-    '(while kill -0 "$PPID" 2>/dev/null; do sleep 1; done; kill -KILL 0) '
+    '(while kill -0 "$PPID" && kill -0 "$$"; do sleep 1; done; kill -KILL 0) '
     "</dev/null >/dev/null 2>&1 & "
     'exec bash -c "$1"'
 )
 """What bash runs first: a watcher in the command's process group that kills the group once
-the process that started it (bassi) is gone, then the command itself, in place of this shell
-(so it keeps the pid and leads the group). bassi kills the group when the command ends, times
-out or is cancelled; but if bassi itself is killed (SIGKILL, a crash) nothing would, and a
-command and its children could run on for ever. `$PPID` is bassi's pid in every subshell."""
+the process that started it (bassi) or the command is gone, then the command itself, in place
+of this shell (so it keeps the pid and leads the group). bassi kills the group when the
+command ends, times out or is cancelled; but if bassi itself is killed (SIGKILL, a crash)
+nothing would, and a command and its children could run on for ever. In every subshell
+`$PPID` is bassi's pid and `$$` the command's."""
 
 
 class BashInput(BaseModel):
@@ -60,18 +61,28 @@ async def bash(args: BashInput, ctx: ToolContext) -> ToolResult:
 
     Background processes it starts are killed when it returns.
     """
-    proc = await asyncio.create_subprocess_exec(
-        "bash",
-        "-c",
-        _GUARD,
-        "bash",  # $0: what bash's own messages start with, as if it ran the command alone
-        args.command,
-        cwd=ctx.workspace,
-        stdin=asyncio.subprocess.DEVNULL,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-        start_new_session=True,
+    spawn = asyncio.ensure_future(
+        asyncio.create_subprocess_exec(
+            "bash",
+            "-c",
+            _GUARD,
+            "bash",  # $0: what bash's own messages start with, as if it ran the command alone
+            args.command,
+            cwd=ctx.workspace,
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+            start_new_session=True,
+        )
     )
+    try:
+        proc = await asyncio.shield(spawn)
+    except asyncio.CancelledError:
+        # Cancelled while bash was starting: asyncio would kill bash alone, and whatever it
+        # had started yet (the watcher) would live on. Let it start, then stop the group.
+        with contextlib.suppress(Exception):
+            await _stop(await spawn, [])
+        raise
     assert proc.stdout is not None and proc.stderr is not None
     out = _Capture(cap=ctx.output_cap)
     err = _Capture(cap=ctx.output_cap)

@@ -191,7 +191,8 @@ async def test_immediate_cancel_during_bash_kills_it_and_keeps_anthropic_history
     from bassi.models.registry import get_model
     from tests.fakes import anthropic_server as A
 
-    marker = f"sleep 30{os.getpid() % 10}"  # unique enough to find our own process
+    # A duration no other process on the machine is likely to sleep: finds only our own.
+    marker = f"sleep {random.randint(300, 900)}.{random.randint(10_000, 99_999)}"
     async with A.AnthropicFake() as fake:
         fake.add(
             A.stream(

@@ -200,6 +200,11 @@ def test_cancel_stops_a_long_stream(watched: Watched, ui_server: ProcessServer) 
     send(page, "/stream 1000 20")
     reply = page.locator(".msg.assistant").last
     expect(reply).to_contain_text("t10")
+    page.fill("#prompt", "not now")
+    page.press("#prompt", "Enter")  # a run works: Enter keeps the text rather than send it
+    expect(page.locator("#prompt")).to_have_value("not now")
+    expect(page.locator("#toast")).to_be_hidden()  # no "a run is in progress" refusal
+    page.fill("#prompt", "")
     page.click("#cancel")
     expect(page.locator(".notice.cancelled")).to_contain_text("Run cancelled (immediate)")
     expect(page.locator("#session-status")).to_have_text("idle")
