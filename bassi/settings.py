@@ -143,6 +143,19 @@ _ENV_FIELDS = {
 }
 
 
+def _allows(rule: object) -> bool:
+    """Whether a rule is an allow rule, as the permission policy reads it (`allow : bash(*)`
+    included); one that does not parse is left for that policy to refuse."""
+    from bassi.tools.rules import Rule
+
+    if not isinstance(rule, str):
+        return False
+    try:
+        return Rule.parse(rule).effect == "allow"
+    except ConfigError:
+        return False
+
+
 def _merge_workspace(
     data: dict[str, Any], workspace: dict[str, Any], *, path: Path, trusted: bool
 ) -> None:
@@ -157,7 +170,7 @@ def _merge_workspace(
             ignored.insert(0, f"permission_mode = {workspace.pop('permission_mode')}")
         rules = workspace.get("rules")
         if isinstance(rules, list):
-            allows = [r for r in rules if isinstance(r, str) and r.strip().startswith("allow:")]
+            allows = [r for r in rules if _allows(r)]
             if allows:
                 ignored.append(f"allow rules {allows}")
                 workspace["rules"] = [r for r in rules if r not in allows]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 from pathlib import Path
 
@@ -138,3 +139,11 @@ def test_an_untrusted_workspace_cannot_allow_more_or_accept_edits(
     trusted = load(home, workspace, BASSI_TRUST_WORKSPACE="1")
     assert trusted.permission_mode == "accept_edits"
     assert trusted.rules == ("allow:bash(*)", "ask:write_file(*)")
+
+
+@pytest.mark.parametrize("rule", [" allow:bash(*)", "allow :bash(*)", "allow\t: bash", "allow:*"])
+def test_an_allow_rule_in_any_spelling_needs_trust(home: Path, workspace: Path, rule: str) -> None:
+    (workspace / ".bassi" / "settings.toml").write_text(
+        f"rules = [{json.dumps(rule)}, 'ask:grep']\n"
+    )
+    assert load(home, workspace).rules == ("ask:grep",)
