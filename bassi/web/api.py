@@ -22,6 +22,10 @@ WEB_USER = "web"
 """Who the events say sent a prompt or decided an approval through this interface."""
 
 
+MAX_SEQ = 2**63 - 1
+"""The largest seq (or cursor) there can be: a 64-bit integer in both databases."""
+
+
 class _Body(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -159,7 +163,9 @@ async def end_session(
 async def list_events(
     session_id: str,
     context: Context,
-    after: Annotated[int, Query(ge=0, description="Only events with a larger seq.")] = 0,
+    after: Annotated[
+        int, Query(ge=0, le=MAX_SEQ, description="Only events with a larger seq.")
+    ] = 0,
     limit: Annotated[int, Query(ge=1, le=10_000)] = 1000,
     types: Annotated[str | None, Query(description="Comma-separated event types.")] = None,
 ) -> Response:

@@ -38,7 +38,7 @@ from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 from bassi import events as ev
 from bassi.errors import BassiError, ConfigError
 from bassi.store.subscription import Subscription
-from bassi.web.api import WEB_USER, Approval, check_prompt_size, decide
+from bassi.web.api import MAX_SEQ, WEB_USER, Approval, check_prompt_size, decide
 from bassi.web.context import Context, WebContext, web_context
 from bassi.web.errors import deny_websocket, describe, validation_message
 
@@ -367,15 +367,16 @@ def parse_flag(value: str | None, name: str) -> bool:
 
 
 def parse_cursor(value: str | None, name: str) -> int:
-    """A seq cursor from a query string or header: a non-negative integer (422 otherwise)."""
+    """A seq cursor from a query string or header: an integer from 0 to `MAX_SEQ` (422
+    otherwise)."""
     if value is None or value == "":
         return 0
     try:
         cursor = int(value)
     except ValueError:
-        raise ConfigError(f"{name} must be a non-negative integer, not {value!r}") from None
-    if cursor < 0:
-        raise ConfigError(f"{name} must be a non-negative integer, not {value!r}")
+        cursor = -1
+    if not 0 <= cursor <= MAX_SEQ:
+        raise ConfigError(f"{name} must be an integer from 0 to {MAX_SEQ}, not {value!r}")
     return cursor
 
 
@@ -475,7 +476,9 @@ async def _command(session_id: str, text: str | None, context: WebContext) -> di
 async def session_events(
     session_id: str,
     context: Context,
-    after: Annotated[int | None, Query(ge=0, description="Start after this seq.")] = None,
+    after: Annotated[
+        int | None, Query(ge=0, le=MAX_SEQ, description="Start after this seq.")
+    ] = None,
     last_event_id: Annotated[
         str | None, Header(description="Set by a reconnecting EventSource.")
     ] = None,

@@ -348,6 +348,7 @@ async def test_websocket_handshake_errors(server: ThreadServer, client: httpx.Cl
         (f"{base}/00000000-0000-0000-0000-000000000000/ws", 404, "SessionNotFound"),
         (f"{base}/{session_id}/ws?after=-1", 422, "ConfigError"),
         (f"{base}/{session_id}/ws?after=abc", 422, "ConfigError"),
+        (f"{base}/{session_id}/ws?after={10**23}", 422, "ConfigError"),
         (f"{base}/{session_id}/ws?batch=yes", 422, "ConfigError"),
     ]
     for url, status, error_type in cases:
@@ -403,8 +404,10 @@ def test_sse_ids_are_seqs_and_last_event_id_resumes(
     with client.stream("GET", url, params={"after": 8}) as response:
         assert [data for _, data in _sse(response.iter_lines(), last)] == listed[8:]
 
-    bad = client.get(url, headers={"Last-Event-ID": "x"})
-    assert bad.status_code == 422
+    for cursor in ("x", str(10**23)):
+        bad = client.get(url, headers={"Last-Event-ID": cursor})
+        assert bad.status_code == 422, cursor
+    assert client.get(url, params={"after": 10**23}).status_code == 422
 
 
 def test_sse_follows_a_live_run(server: ThreadServer, client: httpx.Client) -> None:
