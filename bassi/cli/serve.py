@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated
 
 import typer
 
 from bassi.cli.app import DbOption, ModelOption, WorkspaceOption, app, fail, load_settings
 from bassi.errors import BassiError, ConfigError
+from bassi.settings import Settings
 
 
 @app.command("serve")
@@ -38,6 +40,7 @@ def serve(
     from bassi.web.server import run_server
 
     try:
+        _check_session_defaults(settings)
         run_server(settings=settings, reload=reload)
     except ConfigError as exc:
         raise fail(str(exc), 2) from None
@@ -47,3 +50,16 @@ def serve(
         raise fail(
             f"cannot serve on {settings.host}:{settings.port}: {exc.strerror or exc}"
         ) from None
+
+
+def _check_session_defaults(settings: Settings) -> None:
+    """Refuse a default model or workspace that every new session would fail on, rather
+    than serve, report healthy, and answer each "New session" with a 422."""
+    from bassi.models.registry import get_model
+
+    if settings.default_model:
+        get_model(settings.default_model)  # ConfigError names what is wrong
+    if settings.workspace is not None:
+        where = Path(settings.workspace).expanduser()
+        if not where.is_dir():
+            raise ConfigError(f"workspace {str(where)!r} is not a directory")

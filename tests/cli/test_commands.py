@@ -411,3 +411,20 @@ def test_serve_refuses_an_exposed_bind_without_a_token_in_one_line(bassi: Bassi)
     result = bassi("serve", "--host", "0.0.0.0", "--port", "1")
     assert result.returncode == 2
     assert "refusing to listen on 0.0.0.0 without a token" in one_line_error(result)
+
+
+@pytest.mark.parametrize(
+    ("args", "says"),
+    [
+        (("--model", "nosuch:x"), "unknown model provider 'nosuch'"),
+        (("--model", "anthropic:claude-x"), "anthropic needs an API key"),
+        (("--workspace", "/definitely/not/here"), "is not a directory"),
+    ],
+)
+def test_serve_refuses_defaults_no_session_could_use(
+    bassi: Bassi, args: tuple[str, ...], says: str
+) -> None:
+    # It would otherwise report healthy and answer every "New session" with a 422.
+    result = bassi("serve", "--port", "0", *args, timeout=30)
+    assert result.returncode == 2
+    assert says in one_line_error(result)
