@@ -369,6 +369,9 @@ class Session:
             raise ConfigError(f"cancel mode must be immediate or after_turn, not {mode!r}")
         check_text(reason, "the reason")
         if not self.run_active or self._task is None or self._agent is None:
+            if self._state.current_run_id is not None:
+                await self._end_run_left_behind()
+                return
             raise InvalidStateError(
                 f"session {self.id} has no active run", state=self._state.status, expected="running"
             )
@@ -386,14 +389,36 @@ class Session:
             with contextlib.suppress(asyncio.CancelledError):
                 await asyncio.shield(self._task)
 
+    async def _end_run_left_behind(self) -> None:
+        """Account for a run on record that no task of this process runs: one whose process
+        died (a `bassi run` killed, say) is marked interrupted, so the session is idle again;
+        one that another process is running is refused (`InvalidStateError`)."""
+        async with self._start_lock:
+            await self.settle()
+            await self._close_orphaned_run()  # this process's own, which could not end itself
+            if self._state.current_run_id is None or self.run_active:
+                return
+            await self._lock_run()
+            try:
+                await self._manager._mark_interrupted(self)
+            finally:
+                await self._unlock_run()
+
     async def switch_model(self, model: str) -> None:
         """Use another model from the next run on."""
         self._check_can_run()
         self._manager.model_for(check_text(model, "the model"))
-        if model != self._state.model:
+        if model == self._state.model:
+            return
+        # With the run lock held, so no other process is mid-run (a switch in the middle of its
+        # run would fail the run) or starts one meanwhile.
+        await self._lock_run()
+        try:
             await self.append(
                 ev.ModelSwitched(session_id=self.id, previous=self._state.model, model=model)
             )
+        finally:
+            await self._unlock_run()
 
     def subscribe(self, after: int | None = 0, **options: Any) -> Subscription:
         """This session's committed events after `after` (a seq), then live."""

@@ -236,8 +236,8 @@ def _stage(
             known = heads.get(sid)
             if known is not None and known != base:
                 return [], ConcurrencyError(
-                    f"session {sid} was appended to by another writer "
-                    f"(expected seq {known}, found {base})"
+                    f"session {sid} was changed by another process since this one read it "
+                    f"(expected seq {known}, found {base}); try again"
                 )
             if group.expected_seq is not None and group.expected_seq != base:
                 return [], ConcurrencyError(

@@ -233,3 +233,46 @@ async def test_text_that_cannot_be_stored_is_refused_before_it_reaches_the_run(
     assert [e.session_id for e in events if e.type == "session_started"] == [session.id]
     assert not [e for e in events if e.type == "session_ended"]
     assert m.store.stats().healthy
+
+
+async def test_a_run_another_process_is_running_cannot_be_switched_or_cancelled_from_here(
+    tmp_path: Path,
+) -> None:
+    first, second = await two_managers(tmp_path)
+    try:
+        session = await first.create(model="scripted")
+        await session.prompt("/stream 60 50")  # three seconds in the first process
+        theirs = await second.get(session.id)
+        assert theirs.state.current_run_id is not None and not theirs.run_active
+        for refused in (theirs.switch_model("scripted:other"), theirs.cancel()):
+            with pytest.raises(InvalidStateError, match="run in progress in another process"):
+                await refused
+        await session.wait()
+        assert await ends_of(first, session) == ["run_completed"]  # the run was left alone
+        again = await second.get(session.id)  # what the API does for every request
+        await again.switch_model("scripted:other")  # once the run has ended, the switch goes in
+        assert again.state.model == "scripted:other"
+    finally:
+        await second.close()
+        await first.close()
+
+
+async def test_cancel_accounts_for_a_run_whose_process_died(tmp_path: Path) -> None:
+    first, second = await two_managers(tmp_path)
+    try:
+        session = await first.create(model="scripted")
+        await session.prompt("/stream 200 50")
+        await asyncio.sleep(0.3)
+    finally:
+        await first.close()  # the process stops mid-run: the run stays on record, unfinished
+    try:
+        left = await second.get(session.id)
+        assert left.state.status is SessionStatus.RUNNING
+        await left.cancel(reason="stuck")  # no process runs it: it is accounted for, not refused
+        assert left.state.status is SessionStatus.IDLE
+        assert await ends_of(second, left) == ["run_interrupted"]
+        await left.prompt("hello again")
+        await left.wait()
+        assert await ends_of(second, left) == ["run_interrupted", "run_completed"]
+    finally:
+        await second.close()
