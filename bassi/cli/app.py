@@ -7,11 +7,13 @@ unknown session, invalid setting). Bad input never prints a traceback.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
+import signal
 import sqlite3
 import sys
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Iterator
 from pathlib import Path
 from typing import Annotated, Any, NoReturn, TypeVar
 
@@ -76,10 +78,37 @@ def exit_code(exc: BaseException) -> int:
     return 1
 
 
+@contextlib.contextmanager
+def cancelled_by_signals(stopped: list[signal.Signals]) -> Iterator[None]:
+    """Inside: SIGINT, SIGTERM and SIGHUP cancel the current task (appending the signal to
+    `stopped`), so it can end its work on the record before the command exits. A second
+    signal cancels again, cutting that short."""
+    loop = asyncio.get_running_loop()
+    task = asyncio.current_task()
+    assert task is not None
+    signals = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+
+    def on(sig: signal.Signals) -> None:
+        stopped.append(sig)
+        task.cancel()
+
+    for sig in signals:
+        loop.add_signal_handler(sig, on, sig)
+    try:
+        yield
+    finally:
+        for sig in signals:
+            loop.remove_signal_handler(sig)
+        if stopped:
+            task.uncancel()  # handled: what follows may await
+
+
 def run(main: Callable[[], Coroutine[Any, Any, T]]) -> T:
     """Run a coroutine, turning bassi's and the database's errors into one line."""
     try:
         return asyncio.run(main())
+    except asyncio.CancelledError:  # a second Ctrl-C or SIGTERM cut the clean-up short
+        raise fail("stopped", 130) from None
     except BassiError as exc:
         raise fail(one_line(str(exc)), exit_code(exc)) from None
     except BrokenPipeError:

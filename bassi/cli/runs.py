@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
+import signal
 import sys
 from typing import TYPE_CHECKING, Annotated
 
@@ -16,6 +18,7 @@ from bassi.cli.app import (
     ModelOption,
     WorkspaceOption,
     app,
+    cancelled_by_signals,
     db_url,
     fail,
     load_settings,
@@ -62,6 +65,7 @@ def run_prompt(
     interactive = sys.stdin.isatty() and not as_json
 
     output_closed = False
+    stopped: list[signal.Signals] = []
 
     async def main() -> ev.Event | None:
         nonlocal output_closed
@@ -73,16 +77,26 @@ def run_prompt(
                 err.print(f"session {target.id}", style="dim")  # to continue it with --session
             terminal: ev.Event | None = None
             try:
-                async for event in target.send(prompt):
-                    if as_json:
-                        sys.stdout.write(wire_json(event) + "\n")
-                        sys.stdout.flush()
-                    else:
-                        view.show(event)
-                    if isinstance(event, ev.PermissionRequested):
-                        await _answer(target, event, yes=yes, interactive=interactive, console=err)
-                    if event.type in ev.TERMINAL_RUN_TYPES:
-                        terminal = event
+                with cancelled_by_signals(stopped):
+                    async for event in target.send(prompt):
+                        if as_json:
+                            sys.stdout.write(wire_json(event) + "\n")
+                            sys.stdout.flush()
+                        else:
+                            view.show(event)
+                        if isinstance(event, ev.PermissionRequested):
+                            await _answer(
+                                target, event, yes=yes, interactive=interactive, console=err
+                            )
+                        if event.type in ev.TERMINAL_RUN_TYPES:
+                            terminal = event
+            except asyncio.CancelledError:
+                if not stopped:
+                    raise
+                # Ctrl-C, SIGTERM or SIGHUP (a closed terminal): stop the run on the record
+                # (cancelled) rather than leave it "running" with no process to finish it.
+                if target.run_active:
+                    await target.cancel(reason=f"the command was stopped ({stopped[0].name})")
             except BrokenPipeError:
                 # `bassi run ... | head`: nobody reads the rest. Stop the run on the record
                 # (cancelled) rather than leave it unfinished when this process exits.
@@ -93,6 +107,8 @@ def run_prompt(
             return terminal
 
     terminal = run(main)
+    if stopped:
+        raise fail(f"stopped by {stopped[0].name}, so the run was cancelled", 128 + stopped[0])
     if output_closed:
         raise fail("the output was closed, so the run was cancelled")
     if isinstance(terminal, ev.RunCompleted):

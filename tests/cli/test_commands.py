@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import signal
 import sqlite3
 import subprocess
 import time
@@ -110,6 +111,35 @@ def test_a_reader_that_stops_reading_cancels_the_run_instead_of_leaving_it_open(
     sql = "SELECT outcome, detail FROM audit_runs"
     runs = json.loads(bassi("audit", sql, "--json").stdout)
     assert runs == [{"outcome": "run_cancelled", "detail": "the output was closed"}]
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM, signal.SIGHUP])
+def test_a_run_stopped_by_a_signal_is_cancelled_on_the_record(
+    bassi: Bassi, sig: signal.Signals
+) -> None:
+    # Ctrl-C, `kill`, a closed terminal: no process is left to finish the run, so it must
+    # not stay "running" (a web UI could not even cancel it).
+    process = subprocess.Popen(
+        bassi.command("run", "/stream 2000 5", "--model", "scripted"),
+        cwd=bassi.cwd,
+        env=clean_env(bassi.home),
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    assert process.stdout is not None
+    assert process.stdout.read(20)  # the run streams
+    process.send_signal(sig)
+    _, err = process.communicate(timeout=60)
+    assert process.returncode == 128 + sig
+    assert (
+        err.decode().splitlines()[-1] == f"bassi: stopped by {sig.name}, so the run was cancelled"
+    )
+    sql = "SELECT outcome, detail FROM audit_runs"
+    runs = json.loads(bassi("audit", sql, "--json").stdout)
+    assert runs == [{"outcome": "run_cancelled", "detail": f"the command was stopped ({sig.name})"}]
+    [listed] = bassi.json_lines("sessions", "list", "--json")
+    assert listed["status"] == "idle"
 
 
 def test_sessions_list_show_and_export(history: History) -> None:
