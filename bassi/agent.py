@@ -15,7 +15,14 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from bassi import events as ev
-from bassi.errors import ApprovalNotFound, ModelError, RunCancelled, ToolError, ToolNotFound
+from bassi.errors import (
+    ApprovalNotFound,
+    InvalidEventError,
+    ModelError,
+    RunCancelled,
+    ToolError,
+    ToolNotFound,
+)
 from bassi.messages import ToolUseBlock
 from bassi.models.base import (
     BlockStart,
@@ -259,7 +266,22 @@ class Agent:
         )
 
         async def record(call: ToolCall, outcome: ToolOutcome) -> None:
-            await self.port.append(outcome.to_event(session_id=self._sid, run_id=run_id))
+            event = outcome.to_event(session_id=self._sid, run_id=run_id)
+            try:
+                await self.port.append(event)
+            except InvalidEventError as exc:
+                # What the tool returned cannot be stored (a NUL, which PostgreSQL refuses):
+                # the call fails saying so, and the model carries on with that.
+                await self.port.append(
+                    ev.ToolCallFailed(
+                        **self._ids(run_id),
+                        tool_call_id=event.tool_call_id,
+                        tool_name=event.tool_name,
+                        error=f"the tool's result could not be recorded: {exc}",
+                        error_type="InvalidEventError",
+                        duration_ms=event.duration_ms,
+                    )
+                )
 
         calls = [
             ToolCall(

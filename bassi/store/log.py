@@ -73,22 +73,24 @@ def _is_integrity_error(exc: BaseException) -> bool:
     }
 
 
-def _value_refused(exc: BaseException) -> bool:
-    """Whether the value, not the database, is at fault: text the driver cannot encode (a lone
-    surrogate), or PostgreSQL's class 22, data exception (a NUL in jsonb). The driver's error
-    may be wrapped by SQLAlchemy, so the chain of causes is searched."""
+def _refused_value(exc: BaseException) -> str | None:
+    """Why the value, not the database, is at fault, or None: text the driver cannot encode (a
+    lone surrogate), or PostgreSQL's class 22, data exception (a NUL in text). The driver's
+    error may be wrapped by SQLAlchemy, so the chain of causes is searched."""
     cause: BaseException | None = exc
     for _ in range(5):
         if cause is None:
-            return False
+            return None
         if isinstance(cause, UnicodeError):
-            return True
+            return _first_line(cause)
         if type(cause).__module__.startswith("asyncpg"):
             state = str(getattr(cause, "sqlstate", "") or "")
+            if state == "22P05":  # untranslatable character: jsonb and text hold no U+0000
+                return "PostgreSQL cannot store the NUL character (U+0000) in text"
             if state.startswith("22") or isinstance(cause, ValueError):
-                return True
+                return _first_line(cause)
         cause = cause.__cause__ or getattr(cause, "orig", None) or cause.__context__
-    return False
+    return None
 
 
 def _first_line(exc: BaseException) -> str:
@@ -451,8 +453,9 @@ class SqlEventLog:
                     group.committed, group.error = [], None
                 await self._commit(groups, heads, check_ids=True)
         except Exception as exc:
-            if _value_refused(exc):
-                raise InvalidEventError(f"an event cannot be stored: {_first_line(exc)}") from exc
+            reason = _refused_value(exc)
+            if reason is not None:
+                raise InvalidEventError(f"an event cannot be stored: {reason}") from exc
             raise
 
     async def _commit(

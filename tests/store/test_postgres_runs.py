@@ -1,0 +1,25 @@
+"""Runs on PostgreSQL where it differs from SQLite: values it cannot store."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from bassi import events as ev
+from bassi.manager import SessionManager
+from tests.agent.conftest import make_settings
+
+
+async def test_a_tool_result_postgresql_cannot_store_fails_the_call_not_the_run(
+    pg_url: str, tmp_path: Path
+) -> None:
+    # jsonb holds no NUL, and binary output (`cat` of an image, `find -print0`) has them.
+    async with SessionManager.open(pg_url, settings=make_settings(tmp_path)) as manager:
+        session = await manager.create(model="scripted", tools=["bash"], permission_mode="bypass")
+        events = [e async for e in session.send("/bash printf 'x\\000y'")]
+        assert manager.store.stats().healthy
+        stored = await manager.store.query(session_id=session.id)
+    [failed] = [e for e in events if isinstance(e, ev.ToolCallFailed)]
+    assert failed.error_type == "InvalidEventError"
+    assert "PostgreSQL cannot store the NUL character" in failed.error
+    assert events[-1].type == "run_completed"  # the model was told, and the run went on
+    assert [e.event_id for e in stored][-len(events) :] == [e.event_id for e in events]
