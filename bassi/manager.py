@@ -324,10 +324,19 @@ class Session:
             delay = min(delay * 2, 5.0)
 
     async def approve(
-        self, tool_call_id: str, *, always: bool = False, user: str = "user", reason: str = ""
+        self,
+        tool_call_id: str,
+        *,
+        always: bool = False,
+        user: str = "user",
+        reason: str = "",
+        decided_by: str | None = None,
     ) -> None:
-        """Allow a parked tool call (once, or always for this session)."""
-        self._answer(tool_call_id, "allow", user=user, reason=reason, always=always)
+        """Allow a parked tool call (once, or always for this session). `decided_by` names a
+        decider that is not a person (default: `user:USER`)."""
+        self._answer(
+            tool_call_id, "allow", user=user, reason=reason, always=always, decided_by=decided_by
+        )
 
     async def deny(
         self,

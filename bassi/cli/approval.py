@@ -22,6 +22,10 @@ _ANSWERS: dict[str, Answer] = {
     "always": "always",
 }
 
+TERMINAL_USER = "terminal"
+"""Who the events say answered an approval at the terminal (`decided_by = user:terminal`), as
+the web's answers are `user:web`."""
+
 
 def ask(console: Console, request: ev.PermissionRequested) -> Answer:
     """Show the call and read an answer; end of input counts as no."""

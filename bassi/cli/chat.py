@@ -32,7 +32,7 @@ from bassi.cli.app import (
     load_settings,
     one_line,
 )
-from bassi.cli.approval import ask
+from bassi.cli.approval import TERMINAL_USER, ask
 from bassi.cli.render import LiveView, console, usage_text
 from bassi.errors import BassiError
 
@@ -223,10 +223,18 @@ class Chat:
                         answer = ask(self.console, stop)
                         if answer == "n":
                             self.call(
-                                session.deny(stop.tool_call_id, reason="denied at the terminal")
+                                session.deny(
+                                    stop.tool_call_id,
+                                    reason="denied at the terminal",
+                                    user=TERMINAL_USER,
+                                )
                             )
                         else:
-                            self.call(session.approve(stop.tool_call_id, always=answer == "always"))
+                            self.call(
+                                session.approve(
+                                    stop.tool_call_id, always=answer == "always", user=TERMINAL_USER
+                                )
+                            )
                         continue
                     return
                 except KeyboardInterrupt:

@@ -24,6 +24,7 @@ from bassi.cli.app import (
     load_settings,
     run,
 )
+from bassi.cli.approval import TERMINAL_USER
 from bassi.cli.render import LiveView, console, wire_json
 from bassi.errors import InvalidInput, check_text
 
@@ -147,8 +148,8 @@ async def _answer(
     interactive: bool,
     console: Console,
 ) -> None:
-    if yes:
-        await target.approve(request.tool_call_id, user="cli", reason="--yes")
+    if yes:  # a flag, not a person, allowed it
+        await target.approve(request.tool_call_id, reason="--yes", decided_by="cli:--yes")
     elif not interactive:
         await target.deny(
             request.tool_call_id, reason=NO_ONE_TO_APPROVE, decided_by="cli:no-terminal"
@@ -158,6 +159,10 @@ async def _answer(
 
         answer = ask(console, request)
         if answer == "n":
-            await target.deny(request.tool_call_id, reason="denied at the terminal")
+            await target.deny(
+                request.tool_call_id, reason="denied at the terminal", user=TERMINAL_USER
+            )
         else:
-            await target.approve(request.tool_call_id, always=answer == "always")
+            await target.approve(
+                request.tool_call_id, always=answer == "always", user=TERMINAL_USER
+            )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 
 import pytest
@@ -67,6 +68,11 @@ def test_a_chat_session_at_the_terminal(bassi: Bassi, chat: Terminal) -> None:
     assert "Traceback" not in chat.output
     history = (bassi.home / "history").read_text()
     assert "hello there" in history and "/stream 400 25" in history
+    decisions = json.loads(bassi("audit", "tools", "--json").stdout)
+    assert [(r["decision"], r["decided_by"]) for r in decisions] == [
+        ("allow", "user:terminal"),  # the person at the terminal, as the web's are user:web
+        ("deny", "user:terminal"),
+    ]
 
 
 def test_always_allows_the_same_call_from_then_on(chat: Terminal) -> None:

@@ -208,6 +208,14 @@ def test_a_prompt_that_is_not_text_exits_2_with_one_line_and_records_nothing(
     assert [e["type"] for e in events].count("prompt_received") == 1  # only "hello"
 
 
+def test_yes_on_an_existing_session_is_recorded_as_the_flag_not_a_person(bassi: Bassi) -> None:
+    session = session_of(bassi("run", "hello").stderr)  # made in the default mode: it asks
+    result = bassi("run", "/write notes.txt hi", "--session", session, "--yes")
+    assert result.returncode == 0, result.stderr
+    rows = json.loads(bassi("audit", "tools", "--json").stdout)
+    assert [(r["decided_by"], r["outcome"]) for r in rows] == [("cli:--yes", "completed")]
+
+
 def test_an_ended_session_takes_no_more_prompts(bassi: Bassi) -> None:
     session = session_of(bassi("run", "hello").stderr)
     ended = bassi("sessions", "end", session, "--reason", "done here")
