@@ -193,6 +193,18 @@ def test_an_untitled_session_has_one_name_in_the_list_and_the_header(
     expect(active).to_have_text(header.inner_text())
 
 
+def test_a_long_title_does_not_push_the_page_wider_than_the_window(
+    watched: Watched, ui_server: ProcessServer
+) -> None:
+    page = watched.page
+    page.goto(ui_server.url)
+    new_session(page, "x" * 200)  # the form's maxlength, and no space to wrap at
+    width = page.evaluate("window.innerWidth")
+    assert page.evaluate("document.documentElement.scrollWidth") <= width
+    send_box = page.locator("#send").bounding_box()
+    assert send_box is not None and send_box["x"] + send_box["width"] <= width
+
+
 def test_cancel_stops_a_long_stream(watched: Watched, ui_server: ProcessServer) -> None:
     page = watched.page
     page.goto(ui_server.url)
