@@ -7,7 +7,7 @@ from typing import Any
 
 import typer
 
-from bassi.cli.app import DbOption, app, db_url, fail, run
+from bassi.cli.app import DbOption, app, db_url, existing_db, fail, run
 
 db_app = typer.Typer(
     help="Database schema: upgrade, current revision, check.", no_args_is_help=True
@@ -47,7 +47,7 @@ def db_current(db: DbOption = None) -> None:
     from bassi.store import migrate
     from bassi.store.log import SqlEventLog
 
-    url = db_url(db)
+    url = existing_db(db)  # a mistyped path is an error, never a new empty file
 
     async def main() -> str | None:
         log = SqlEventLog(url)
@@ -65,7 +65,7 @@ def db_check(db: DbOption = None) -> None:
     from bassi.store import migrate
     from bassi.store.log import SqlEventLog
 
-    url = db_url(db)
+    url = existing_db(db)
 
     async def main() -> tuple[str | None, list[Any]]:
         log = SqlEventLog(url)

@@ -424,6 +424,15 @@ def test_piped_output_is_neither_cut_nor_folded_at_80_columns(bassi: Bassi) -> N
     assert default.endswith("(set BASSI_MODEL or default_model to choose)")
 
 
+def test_looking_at_a_database_that_is_not_there_creates_none(bassi: Bassi) -> None:
+    typo = bassi.cwd / "typo.db"
+    for command in (("db", "current"), ("db", "check"), ("sessions", "list")):
+        result = bassi(*command, "--db", str(typo), db=False)
+        assert result.returncode == 1, command
+        assert f"no database at {typo}" in one_line_error(result)
+    assert not typo.exists()
+
+
 def test_db_check_passes_on_a_database_bassi_made(history: History) -> None:
     result = history.bassi("db", "check")
     assert (result.returncode, result.stdout.strip()) == (0, "ok: revision 0001, schema matches")
