@@ -94,15 +94,24 @@ async def _sqlite(url: str, sql: str, params: Sequence[Any]) -> AuditResult:
     try:
         async with aiosqlite.connect(uri, uri=True, timeout=30) as conn:
             await conn.execute("PRAGMA query_only = ON")
+            await conn.set_authorizer(_no_attach)  # ATTACH would create the file it names
             async with conn.execute(sql, tuple(params)) as cursor:
                 rows = [tuple(row) for row in await cursor.fetchall()]
                 columns = [d[0] for d in cursor.description or ()]
     except sqlite3.Error as exc:
         message = str(exc)
-        if "readonly" in message or "read-only" in message:
+        if "readonly" in message or "read-only" in message or "not authorized" in message:
             raise AuditRefused(f"refused: audit queries are read-only ({message})") from exc
         raise AuditQueryError(f"SQL error: {message}") from exc
     return AuditResult(columns, rows)
+
+
+def _no_attach(action: int, *_: object) -> int:
+    """SQLite authorizer of audit queries: everything but ATTACH and DETACH, which would reach
+    (and create) files beside the database."""
+    if action in (sqlite3.SQLITE_ATTACH, sqlite3.SQLITE_DETACH):
+        return sqlite3.SQLITE_DENY
+    return sqlite3.SQLITE_OK
 
 
 async def _postgres(url: str, sql: str, params: Sequence[Any]) -> AuditResult:

@@ -391,15 +391,18 @@ def test_audit_refuses_writes_and_changes_nothing(history: History) -> None:
             return int(conn.execute("SELECT COUNT(*) FROM events").fetchone()[0])
 
     before = count()
+    beside = history.bassi.cwd / "beside.db"
     for sql in (
         "DELETE FROM events",
         "SELECT 1; DELETE FROM events",
+        f"ATTACH DATABASE '{beside}' AS other",  # would create the file
     ):
         result = history.bassi("audit", sql)
         assert result.returncode == 1, sql
         line = one_line_error(result)
         assert "read-only" in line or "one statement" in line, line
     assert count() == before
+    assert not beside.exists()
 
 
 # --- the rest ------------------------------------------------------------------------------
