@@ -27,8 +27,12 @@ def get_model(
     `client` is a ready SDK client (tests pass one pointed at a fake server). Raises
     `ConfigError` for an unknown provider, a missing model name or a missing API key.
     """
-    provider, _, name = spec.strip().partition(":")
+    if not spec.isprintable():
+        raise ConfigError(f"model spec {spec!r} holds a control character")
+    provider, colon, name = spec.strip().partition(":")
     provider, name = provider.strip().lower(), name.strip()
+    if colon and not name:
+        raise ConfigError(f"model spec {spec!r} names no model: use {provider}:MODEL")
     if provider == "scripted":
         return ScriptedModel(name or "default")
     preset = PROVIDERS.get(provider)

@@ -132,3 +132,9 @@ def test_sdks_are_imported_only_when_a_real_model_is_made() -> None:
         "assert 'anthropic' in sys.modules and 'openai' not in sys.modules\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
+
+
+@pytest.mark.parametrize("spec", ["scripted:", "ollama: ", "scripted:\x00", "scripted:a\nb"])
+def test_a_spec_with_an_empty_name_or_a_control_character_is_refused(spec: str) -> None:
+    with pytest.raises(ConfigError, match="names no model|control character"):
+        get_model(spec, environ={})
