@@ -136,5 +136,5 @@ def test_sdks_are_imported_only_when_a_real_model_is_made() -> None:
 
 @pytest.mark.parametrize("spec", ["scripted:", "ollama: ", "scripted:\x00", "scripted:a\nb"])
 def test_a_spec_with_an_empty_name_or_a_control_character_is_refused(spec: str) -> None:
-    with pytest.raises(ConfigError, match="names no model|control character"):
+    with pytest.raises(ConfigError, match=r"names no model|control character"):
         get_model(spec, environ={})
