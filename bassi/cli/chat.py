@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import signal
 from collections.abc import Coroutine, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, TypeVar
@@ -308,17 +309,47 @@ def chat(
     ws = str(workspace) if workspace is not None else None
     out = console()
     history = _history(settings.home)
+    stopped: signal.Signals | None = None
     with asyncio.Runner() as runner:
         with _one_line_errors():
             manager = runner.run(SessionManager.connect(url, settings=settings, recover=False))
+        talk: Chat | None = None
+        previous = {sig: signal.signal(sig, _raise_stopped) for sig in _STOPPING}
         try:
             with _one_line_errors():
                 current = runner.run(_first_session(manager, session, model, ws))
-                Chat(runner, manager, current, out, model=model, workspace=ws).loop()
+                talk = Chat(runner, manager, current, out, model=model, workspace=ws)
+                talk.loop()
+        except _Stopped as exc:
+            stopped = exc.signal
         finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
             _save_history(history)
-            with contextlib.suppress(KeyboardInterrupt):
+            with contextlib.suppress(KeyboardInterrupt, _Stopped):
+                if stopped is not None and talk is not None and talk.session.run_active:
+                    # Nobody is left to finish the run: it ends cancelled, not "running".
+                    reason = f"the command was stopped ({stopped.name})"
+                    runner.run(talk.session.cancel(reason=reason))
                 runner.run(manager.close())
+    if stopped is not None:
+        raise fail(f"stopped by {stopped.name}", 128 + stopped)
+
+
+_STOPPING = (signal.SIGTERM, signal.SIGHUP)
+"""Signals that end a chat (a `kill`, a closed terminal); Ctrl-C only cancels the run."""
+
+
+class _Stopped(BaseException):
+    """SIGTERM or SIGHUP arrived: the chat ends, and cancels its run on the record."""
+
+    def __init__(self, sig: int) -> None:
+        super().__init__(sig)
+        self.signal = signal.Signals(sig)
+
+
+def _raise_stopped(sig: int, frame: object) -> None:
+    raise _Stopped(sig)
 
 
 @contextlib.contextmanager

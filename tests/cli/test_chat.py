@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import signal
 from collections.abc import Iterator
 
 import pytest
@@ -91,3 +92,20 @@ def test_always_allows_the_same_call_from_then_on(chat: Terminal) -> None:
     chat.expect(r"> ")
     chat.ctrl_c()  # twice at the prompt quits
     assert chat.wait() == 0
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGHUP])
+def test_a_chat_ended_by_a_signal_cancels_its_run_on_the_record(
+    bassi: Bassi, chat: Terminal, sig: signal.Signals
+) -> None:
+    # A `kill` or a closed terminal: nobody is left to finish the run, so it must not stay
+    # "running" for the web UI and the next command to find.
+    chat.expect(r"> ")
+    chat.line("/stream 2000 5")
+    chat.expect(r"t3 ")
+    chat.process.send_signal(sig)
+    assert chat.wait() == 128 + sig
+    assert "Traceback" not in chat.output
+    sql = "SELECT outcome, detail FROM audit_runs"
+    runs = json.loads(bassi("audit", sql, "--json").stdout)
+    assert runs == [{"outcome": "run_cancelled", "detail": f"the command was stopped ({sig.name})"}]
