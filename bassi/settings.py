@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
@@ -127,6 +128,11 @@ class Settings(BaseModel):
             raise ConfigError(f"invalid setting {where}: {first['msg']}") from exc
 
 
+RULE_SYNTAX = re.compile(r"^\s*(allow|ask|deny)\s*:\s*([^()\s]+)\s*(?:\((.*)\))?\s*$", re.DOTALL)
+"""A permission rule, `EFFECT:TOOL` or `EFFECT:TOOL(PATTERN)`: (effect, tool, pattern). Here,
+below the tools, because the settings must tell an allow rule however it is spelled."""
+
+
 _ENV_FIELDS = {
     "BASSI_DB": "database",
     "BASSI_DATABASE": "database",
@@ -146,14 +152,8 @@ _ENV_FIELDS = {
 def _allows(rule: object) -> bool:
     """Whether a rule is an allow rule, as the permission policy reads it (`allow : bash(*)`
     included); one that does not parse is left for that policy to refuse."""
-    from bassi.tools.rules import Rule
-
-    if not isinstance(rule, str):
-        return False
-    try:
-        return Rule.parse(rule).effect == "allow"
-    except ConfigError:
-        return False
+    found = RULE_SYNTAX.match(rule) if isinstance(rule, str) else None
+    return found is not None and found.group(1) == "allow"
 
 
 def _merge_workspace(

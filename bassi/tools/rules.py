@@ -33,12 +33,12 @@ from pathlib import Path
 from typing import Any, Literal, TypeAlias, cast
 
 from bassi.errors import ConfigError
+from bassi.settings import RULE_SYNTAX
 from bassi.tools.base import RuleStyle, Tool
 
 Effect: TypeAlias = Literal["allow", "ask", "deny"]
 """What a matching rule decides."""
 
-_RULE = re.compile(r"^\s*(allow|ask|deny)\s*:\s*([^()\s]+)\s*(?:\((.*)\))?\s*$", re.DOTALL)
 _OPERATORS = re.compile(r"&&|\|\||[;&|\n\r`]|\$\(|[()]")
 _SAFE_CHAR = r"(?:[^;&|\n\r`<>$()]|\$(?!\())"
 
@@ -57,7 +57,7 @@ class Rule:
     @classmethod
     def parse(cls, text: str) -> Rule:
         """Parse `EFFECT:TOOL` or `EFFECT:TOOL(PATTERN)`; `ConfigError` says what is wrong."""
-        found = _RULE.match(text)
+        found = RULE_SYNTAX.match(text)
         if found is None:
             raise ConfigError(
                 f"invalid permission rule {text!r}: expected EFFECT:TOOL or EFFECT:TOOL(PATTERN)"
