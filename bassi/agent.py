@@ -87,9 +87,13 @@ class Agent:
     """Why the run was cancelled at once (recorded in `run_cancelled`)."""
     shutting_down: bool = False
     """Set when the process stops: a cancelled run is left for recovery, not marked cancelled."""
+    started: bool = False
+    """Set once `run` has begun: a task cancelled before its first step never runs the code
+    that records its cancel."""
 
     async def run(self, run_id: str) -> None:
         """Drive the run to its terminal event. Only a shutdown leaves it open (for recovery)."""
+        self.started = True
         # A run resumed after a restart goes on counting from where its first part got to.
         state = self.port.state
         turns, usage = state.run_turns, state.run_usage

@@ -378,16 +378,22 @@ class Session:
             raise ConfigError(f"cancel mode must be immediate or after_turn, not {mode!r}")
         check_text(reason, "the reason")
         if not self.run_active or self._task is None or self._agent is None:
-            if self._state.current_run_id is not None:
+            await self.settle()  # the end of a run that just stopped may still be committing
+            if self._state.current_run_id is not None and not self.run_active:
                 await self._end_run_left_behind()
                 return
-            raise InvalidStateError(
-                f"session {self.id} has no active run", state=self._state.status, expected="running"
-            )
+            if not self.run_active or self._task is None or self._agent is None:
+                raise InvalidStateError(
+                    f"session {self.id} has no active run",
+                    state=self._state.status,
+                    expected="running",
+                )
         if mode == "after_turn" and self._state.status is not SessionStatus.AWAITING_APPROVAL:
             self._agent.cancel_after_turn = reason or "cancelled after the current step"
             return
         self._agent.cancel_reason = reason
+        while not self._agent.started and not self._task.done():  # noqa: ASYNC110 - a step or two
+            await asyncio.sleep(0)  # let it begin, so that it records its cancel
         self._task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await asyncio.shield(self._task)
@@ -406,7 +412,7 @@ class Session:
             await self.settle()
             await self._close_orphaned_run()  # this process's own, which could not end itself
             if self._state.current_run_id is None or self.run_active:
-                return
+                return  # accounted for meanwhile, or a new run began: nothing left behind
             await self._lock_run()
             try:
                 await self._manager._mark_interrupted(self)

@@ -276,3 +276,13 @@ async def test_cancel_accounts_for_a_run_whose_process_died(tmp_path: Path) -> N
         assert await ends_of(second, left) == ["run_interrupted", "run_completed"]
     finally:
         await second.close()
+
+
+async def test_a_cancel_right_after_the_prompt_records_the_cancel(tmp_path: Path) -> None:
+    async with SessionManager.open(str(tmp_path / "b.db"), settings=make_settings(tmp_path)) as m:
+        session = await m.create(model="scripted")
+        await session.prompt("/stream 50 10")
+        await session.cancel(reason="changed my mind")  # before the run took its first step
+        assert session.state.status is SessionStatus.IDLE
+        [end] = await m.store.query(session_id=session.id, types=list(ev.TERMINAL_RUN_TYPES))
+    assert isinstance(end, ev.RunCancelled) and end.reason == "changed my mind"
