@@ -421,19 +421,20 @@ class Session:
 
     async def switch_model(self, model: str) -> None:
         """Use another model from the next run on."""
-        self._check_can_run()
         self._manager.model_for(check_text(model, "the model"))
-        if model == self._state.model:
-            return
-        # With the run lock held, so no other process is mid-run (a switch in the middle of its
-        # run would fail the run) or starts one meanwhile.
-        await self._lock_run()
-        try:
-            await self.append(
-                ev.ModelSwitched(session_id=self.id, previous=self._state.model, model=model)
-            )
-        finally:
-            await self._unlock_run()
+        async with self._start_lock:  # no prompt of this process starts a run meanwhile
+            self._check_can_run()
+            if model == self._state.model:
+                return
+            # With the run lock held, so no other process is mid-run (a switch in the middle
+            # of its run would fail the run) or starts one meanwhile.
+            await self._lock_run()
+            try:
+                await self.append(
+                    ev.ModelSwitched(session_id=self.id, previous=self._state.model, model=model)
+                )
+            finally:
+                await self._unlock_run()
 
     def subscribe(self, after: int | None = 0, **options: Any) -> Subscription:
         """This session's committed events after `after` (a seq), then live."""
