@@ -11,6 +11,7 @@ It answers the last user message:
 | `/stream N [MS]`   | N text deltas `t1 `, `t2 `, ... `tN`, MS milliseconds apart        |
 | `/think TEXT`      | a thinking block, then TEXT                                        |
 | `/fail`            | a provider error that is not retryable                             |
+| `/help`            | this list, in short (the web UI has no other help for it)          |
 | anything else      | `Echo #K: MESSAGE`, K = the number of user prompts so far          |
 
 A user turn holding only tool results (the answer to its own calls) gets a reply quoting
@@ -35,6 +36,16 @@ from bassi.messages import (
 )
 from bassi.models.base import ModelEvent, ModelRequest
 from bassi.models.playback import play
+
+HELP = """I am the offline scripted model (no LLM behind me). I understand:
+/bash CMD - run CMD with the bash tool (it asks for approval first), then quote the result
+/read PATH - read a file in the workspace
+/write PATH TEXT - write TEXT to a file in the workspace
+/tools N - N list_dir calls at once
+/stream N [MS] - stream N tokens, MS milliseconds apart
+/think TEXT - think aloud, then say TEXT
+/fail - fail as a provider would
+Anything else I echo back."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,6 +128,8 @@ def _command(text: str, prompts: int, serial: int) -> _Answer:
         case "/think" if rest:
             thinking = ThinkingBlock(thinking=f"The user wants me to say: {rest}")
             return _Answer((thinking, TextBlock(text=rest)))
+        case "/help" if not rest:
+            return _text(HELP)
         case "/fail" if not rest:
             raise ModelError(
                 "scripted failure (/fail)",

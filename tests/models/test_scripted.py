@@ -162,8 +162,16 @@ async def test_fail_raises_a_non_retryable_model_error() -> None:
     assert caught.value.provider == "scripted"
 
 
+async def test_help_lists_every_command_it_understands() -> None:
+    [block] = (await answer(user(TextBlock(text="/help")))).content
+    assert isinstance(block, TextBlock)
+    for command in ("/bash", "/read", "/write", "/tools", "/stream", "/think", "/fail"):
+        assert f"\n{command} " in block.text
+
+
 @pytest.mark.parametrize(
-    "prompt", ["/tools 0", "/tools x", "/stream", "/stream 2 3 4", "/bash", "/fail now", "/unknown"]
+    "prompt",
+    ["/tools 0", "/tools x", "/stream", "/stream 2 3 4", "/bash", "/fail now", "/help me", "/x"],
 )
 async def test_malformed_commands_are_echoed(prompt: str) -> None:
     end = await answer(user(TextBlock(text=prompt)))

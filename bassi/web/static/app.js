@@ -670,7 +670,7 @@
       if (models.scripted_fallback) {
         const keys = models.providers.filter((p) => p.key_variable).map((p) => p.key_variable);
         note.textContent = "No model provider key is configured, so sessions use the offline "
-          + "scripted model (try /bash ls, /stream 20 50 or /think hello). Set "
+          + "scripted model (/help lists what it understands; try /bash ls or /stream 20 50). Set "
           + `${keys.slice(0, 3).join(", ")} or another provider's key and restart to use a real model.`;
         note.hidden = false;
       }
