@@ -68,11 +68,12 @@ def server(bassi: Bassi) -> Iterator[str]:
 
 
 class Lines:
-    """The stdout of a process, line by line, with a deadline."""
+    """The stdout (or stderr) of a process, line by line, with a deadline."""
 
-    def __init__(self, process: subprocess.Popen[bytes]) -> None:
-        assert process.stdout is not None
-        self.fd = process.stdout.fileno()
+    def __init__(self, process: subprocess.Popen[bytes], stream: str = "stdout") -> None:
+        pipe = process.stdout if stream == "stdout" else process.stderr
+        assert pipe is not None
+        self.fd = pipe.fileno()
         self.buffer = b""
 
     def until(self, needle: str, timeout: float) -> float:
@@ -112,3 +113,21 @@ def test_tail_follow_shows_what_the_daemon_appends_within_a_second(
     finally:
         tail.terminate()
         tail.communicate(timeout=10)
+
+
+def test_a_second_daemon_on_the_same_database_says_it_leaves_recovery_alone(
+    bassi: Bassi, server: str
+) -> None:
+    second = subprocess.Popen(
+        bassi.command("serve", "--port", "0", "--model", "scripted"),
+        cwd=bassi.cwd,
+        env=clean_env(bassi.home),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        # It must not "recover" the first daemon's live runs, and the user should know why.
+        Lines(second, stream="stderr").until("another process owns this database", timeout=30)
+    finally:
+        second.terminate()
+        second.communicate(timeout=20)
