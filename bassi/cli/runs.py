@@ -6,7 +6,9 @@ import asyncio
 import os
 import signal
 import sys
-from typing import TYPE_CHECKING, Annotated
+import threading
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
 from rich.console import Console
@@ -32,6 +34,8 @@ if TYPE_CHECKING:
     from bassi.manager import Session, SessionManager
 
 NO_ONE_TO_APPROVE = "no one to approve (use --yes)"
+
+T = TypeVar("T")
 
 
 @app.command("run")
@@ -65,11 +69,11 @@ def run_prompt(
     view = LiveView(err, text=sys.stdout)
     interactive = sys.stdin.isatty() and not as_json
 
-    output_closed = False
+    output_closed = cancelled = False
     stopped: list[signal.Signals] = []
 
     async def main() -> ev.Event | None:
-        nonlocal output_closed
+        nonlocal output_closed, cancelled
         # No recovery of every session here: a daemon may be running other sessions' runs on
         # this database. The session used is accounted for (`open_session`).
         async with SessionManager.open(url, settings=settings, recover=False) as manager:
@@ -79,25 +83,32 @@ def run_prompt(
             terminal: ev.Event | None = None
             try:
                 with cancelled_by_signals(stopped):
-                    async for event in target.send(prompt):
-                        if as_json:
-                            sys.stdout.write(wire_json(event) + "\n")
-                            sys.stdout.flush()
-                        else:
-                            view.show(event)
-                        if isinstance(event, ev.PermissionRequested):
-                            await _answer(
-                                target, event, yes=yes, interactive=interactive, console=err
-                            )
-                        if event.type in ev.TERMINAL_RUN_TYPES:
-                            terminal = event
-            except asyncio.CancelledError:
-                if not stopped:
-                    raise
-                # Ctrl-C, SIGTERM or SIGHUP (a closed terminal): stop the run on the record
-                # (cancelled) rather than leave it "running" with no process to finish it.
-                if target.run_active:
-                    await target.cancel(reason=f"the command was stopped ({stopped[0].name})")
+                    try:
+                        async for event in target.send(prompt):
+                            if as_json:
+                                sys.stdout.write(wire_json(event) + "\n")
+                                sys.stdout.flush()
+                            else:
+                                view.show(event)
+                            if isinstance(event, ev.PermissionRequested):
+                                await _answer(
+                                    target, event, yes=yes, interactive=interactive, console=err
+                                )
+                            if event.type in ev.TERMINAL_RUN_TYPES:
+                                terminal = event
+                    except asyncio.CancelledError:
+                        if not stopped:
+                            raise
+                        # Ctrl-C, SIGTERM or SIGHUP (a closed terminal): stop the run on the
+                        # record rather than leave it "running" with no process to finish it.
+                        # Still inside: a second signal cuts this short.
+                        current = asyncio.current_task()
+                        if current is not None:
+                            current.uncancel()
+                        if target.run_active:
+                            reason = f"the command was stopped ({stopped[0].name})"
+                            await target.cancel(reason=reason)
+                            cancelled = True
             except BrokenPipeError:
                 # `bassi run ... | head`: nobody reads the rest. Stop the run on the record
                 # (cancelled) rather than leave it unfinished when this process exits.
@@ -109,7 +120,8 @@ def run_prompt(
 
     terminal = run(main)
     if stopped:
-        raise fail(f"stopped by {stopped[0].name}, so the run was cancelled", 128 + stopped[0])
+        outcome = ", so the run was cancelled" if cancelled else ""
+        raise fail(f"stopped by {stopped[0].name}{outcome}", 128 + stopped[0])
     if output_closed:
         raise fail("the output was closed, so the run was cancelled")
     if isinstance(terminal, ev.RunCompleted):
@@ -157,7 +169,9 @@ async def _answer(
     else:
         from bassi.cli.approval import ask
 
-        answer = ask(console, request)
+        # Asked on a thread of its own: a signal cancels this wait at once, where input() on
+        # the loop's thread would hold it until the person typed an answer.
+        answer = await _off_the_loop(ask, console, request)
         if answer == "n":
             await target.deny(
                 request.tool_call_id, reason="denied at the terminal", user=TERMINAL_USER
@@ -166,3 +180,29 @@ async def _answer(
             await target.approve(
                 request.tool_call_id, always=answer == "always", user=TERMINAL_USER
             )
+
+
+async def _off_the_loop(fn: Callable[..., T], *args: Any) -> T:
+    """`fn(*args)` on a daemon thread of its own. Not `asyncio.to_thread`: the loop's executor
+    is joined at exit, and a thread blocked in input() would hold the exit until Enter."""
+    loop = asyncio.get_running_loop()
+    future: asyncio.Future[T] = loop.create_future()
+
+    def settle(result: T | None, error: BaseException | None) -> None:
+        if future.done():
+            return
+        if error is not None:
+            future.set_exception(error)
+        else:
+            future.set_result(result)  # type: ignore[arg-type]
+
+    def work() -> None:
+        try:
+            result = fn(*args)
+        except BaseException as exc:  # handed to the waiter, whatever it is
+            loop.call_soon_threadsafe(settle, None, exc)
+        else:
+            loop.call_soon_threadsafe(settle, result, None)
+
+    threading.Thread(target=work, name="bassi-ask", daemon=True).start()
+    return await future

@@ -109,3 +109,22 @@ def test_a_chat_ended_by_a_signal_cancels_its_run_on_the_record(
     sql = "SELECT outcome, detail FROM audit_runs"
     runs = json.loads(bassi("audit", sql, "--json").stdout)
     assert runs == [{"outcome": "run_cancelled", "detail": f"the command was stopped ({sig.name})"}]
+
+
+def test_a_signal_reaches_a_run_waiting_at_the_approval_prompt(bassi: Bassi) -> None:
+    # input() is waiting for y / n: the signal must not wait for someone to type.
+    terminal = Terminal(
+        bassi.command("run", "/bash echo hi", "--model", "scripted"),
+        cwd=bassi.cwd,
+        env=clean_env(bassi.home, TERM="dumb"),
+    )
+    try:
+        terminal.expect(r"\[a\]lways: ")
+        terminal.process.send_signal(signal.SIGTERM)
+        assert terminal.wait(timeout=20) == 128 + signal.SIGTERM
+        assert "stopped by SIGTERM, so the run was cancelled" in terminal.output
+    finally:
+        terminal.close()
+    sql = "SELECT outcome, detail FROM audit_runs"
+    runs = json.loads(bassi("audit", sql, "--json").stdout)
+    assert runs == [{"outcome": "run_cancelled", "detail": "the command was stopped (SIGTERM)"}]
