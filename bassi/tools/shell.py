@@ -31,16 +31,17 @@ _POLL = 0.01
 """Seconds between looks at whether bash has exited."""
 
 _GUARD = (
-    '(while kill -0 "$PPID" && kill -0 "$$"; do sleep 1; done; kill -KILL 0) '
-    "</dev/null >/dev/null 2>&1 & "
+    '( (while kill -0 "$PPID" && kill -0 "$$"; do sleep 1; done; kill -KILL 0) & ) '
+    "</dev/null >/dev/null 2>&1; "
     'exec bash -c "$1"'
 )
 """What bash runs first: a watcher in the command's process group that kills the group once
 the process that started it (bassi) or the command is gone, then the command itself, in place
 of this shell (so it keeps the pid and leads the group). bassi kills the group when the
 command ends, times out or is cancelled; but if bassi itself is killed (SIGKILL, a crash)
-nothing would, and a command and its children could run on for ever. In every subshell
-`$PPID` is bassi's pid and `$$` the command's."""
+nothing would, and a command and its children could run on for ever. The watcher is forked
+twice, so it is not the command's child (a command that waits for all its children would wait
+for it). In every subshell `$PPID` is bassi's pid and `$$` the command's."""
 
 
 class BashInput(BaseModel):

@@ -152,3 +152,16 @@ async def test_a_command_does_not_outlive_a_process_killed_with_sigkill(workspac
         host.kill()
         await host.wait()
     assert await wait_until_gone(marker, within=3.0) == []
+
+
+async def test_a_command_has_no_children_it_did_not_start(
+    executor: ToolExecutor, ctx: ToolContext
+) -> None:
+    # A program that waits for all its children returns at once: bash's watcher is not one.
+    program = "import os\ntry:\n    os.wait()\nexcept ChildProcessError:\n    print('none')"
+    started = time.monotonic()
+    outcome = await executor.run(
+        "c1", "bash", {"command": f'python3 -c "{program}"', "timeout": 10}, ctx
+    )
+    assert time.monotonic() - started < 5
+    assert outcome.output == "none\n[exit code 0]"
