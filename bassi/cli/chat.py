@@ -75,6 +75,8 @@ class Chat:
         workspace: str | None,
     ) -> None:
         self.runner = runner
+        self.step: asyncio.Task[Any] | None = None
+        self.stopped: signal.Signals | None = None
         self.manager = manager
         self.session = session
         self.console = console
@@ -82,8 +84,27 @@ class Chat:
         self.workspace = workspace
 
     def call(self, coro: Coroutine[Any, Any, T]) -> T:
-        """Run one step on the event loop."""
-        return self.runner.run(coro)
+        """Run one step on the event loop (`stop` cancels it)."""
+        step: asyncio.Task[T] = self.runner.get_loop().create_task(coro)
+        self.step = step
+        try:
+            return self.runner.run(_finish(step))
+        except asyncio.CancelledError:
+            if self.stopped is not None:
+                raise _Stopped(self.stopped) from None
+            raise
+
+    def stop(self, sig: int) -> None:
+        """SIGTERM or SIGHUP arrived (in the main thread, between any two bytecodes): end the
+        chat. Raised right away when no step runs (the chat waits for input); else the step
+        is cancelled, and `call` raises once the loop has unwound it, so no exception lands
+        in the middle of the loop's or the agent's code."""
+        self.stopped = signal.Signals(sig)
+        loop = self.runner.get_loop()
+        if not loop.is_running():
+            raise _Stopped(sig)
+        if self.step is not None:
+            loop.call_soon_threadsafe(self.step.cancel)
 
     def say(self, message: str, style: str = "dim") -> None:
         self.console.print(Text(message, style=style))
@@ -314,7 +335,13 @@ def chat(
         with _one_line_errors():
             manager = runner.run(SessionManager.connect(url, settings=settings, recover=False))
         talk: Chat | None = None
-        previous = {sig: signal.signal(sig, _raise_stopped) for sig in _STOPPING}
+
+        def on_stop(sig: int, frame: object) -> None:
+            if talk is None:
+                raise _Stopped(sig)
+            talk.stop(sig)
+
+        previous = {sig: signal.signal(sig, on_stop) for sig in _STOPPING}
         try:
             with _one_line_errors():
                 current = runner.run(_first_session(manager, session, model, ws))
@@ -348,8 +375,8 @@ class _Stopped(BaseException):
         self.signal = signal.Signals(sig)
 
 
-def _raise_stopped(sig: int, frame: object) -> None:
-    raise _Stopped(sig)
+async def _finish(step: asyncio.Task[T]) -> T:
+    return await step
 
 
 @contextlib.contextmanager
