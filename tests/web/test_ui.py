@@ -205,6 +205,21 @@ def test_a_long_title_does_not_push_the_page_wider_than_the_window(
     assert send_box is not None and send_box["x"] + send_box["width"] <= width
 
 
+def test_a_call_left_waiting_by_a_cancel_reads_not_run_rather_than_denied(
+    watched: Watched, ui_server: ProcessServer
+) -> None:
+    page = watched.page
+    page.goto(ui_server.url)
+    new_session(page, "cancel at the prompt")
+    send(page, "/bash echo hi")
+    card = page.locator(".tool-card")
+    expect(card.locator(".permission")).to_be_visible()
+    page.click("#cancel")
+    expect(page.locator(".notice.cancelled")).to_be_visible()
+    expect(card.locator(".tool-status")).to_have_text("not run · the run was cancelled")
+    expect(card.locator(".permission")).to_be_hidden()
+
+
 def test_cancel_stops_a_long_stream(watched: Watched, ui_server: ProcessServer) -> None:
     page = watched.page
     page.goto(ui_server.url)

@@ -181,7 +181,14 @@
     error: "error",
     failed: "failed",
     denied: "denied",
+    skipped: "not run",
     interrupted: "interrupted",
+  };
+
+  const NOT_A_PERSON = {
+    // Deciders that close a pending call when its run ends: no one denied it.
+    cancel: "the run was cancelled",
+    recovery: "the run was cut off by a restart",
   };
 
   function toolCard(toolCallId, toolName, input) {
@@ -340,6 +347,7 @@
           card.allowedBy = event.decided_by;
           setToolStatus(card, "allowed", `by ${event.decided_by}`);
         }
+        else if (event.decided_by in NOT_A_PERSON) setToolStatus(card, "skipped", NOT_A_PERSON[event.decided_by]);
         else setToolStatus(card, "denied", `by ${event.decided_by}${event.reason ? `: ${event.reason}` : ""}`);
         break;
       }
@@ -363,7 +371,7 @@
         const card = orphanCard(event);
         view.pending.delete(event.tool_call_id);
         closePermission(card);
-        const denied = card.node.dataset.status === "denied";
+        const denied = ["denied", "skipped"].includes(card.node.dataset.status);
         if (!denied) setToolStatus(card, event.interrupted ? "interrupted" : "failed");
         if (event.duration_ms) card.duration.textContent = seconds(event.duration_ms);
         showOutput(card, event.error, true);
