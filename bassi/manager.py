@@ -569,9 +569,7 @@ class SessionManager:
         if unknown:
             raise ConfigError(f"unknown tool {unknown[0]!r}")
         PermissionPolicy.create(rules=rules)  # ConfigError names a bad rule
-        where = Path(workspace or self.settings.workspace or Path.cwd()).expanduser().resolve()  # noqa: ASYNC240 - one stat
-        if not where.is_dir():
-            raise ConfigError(f"workspace {str(where)!r} is not a directory")
+        where = session_workspace(workspace, self.settings)
         started = ev.SessionStarted(
             session_id=ev.new_id(),
             title=title,
@@ -801,6 +799,15 @@ async def _run_logged(agent: Agent, run_id: str) -> None:
         raise
     except Exception:
         log.exception("run %s ended without recording its end", run_id)
+
+
+def session_workspace(given: str | None, settings: Settings) -> Path:
+    """The directory a new session works in: `given`, else the configured workspace, else
+    the current directory; `ConfigError` if it is not a directory."""
+    where = Path(given or settings.workspace or Path.cwd()).expanduser().resolve()
+    if not where.is_dir():
+        raise ConfigError(f"workspace {str(where)!r} is not a directory")
+    return where
 
 
 def _pick_default_model(settings: Settings, environ: Mapping[str, str]) -> tuple[str, bool]:

@@ -81,7 +81,8 @@ def exit_code(exc: BaseException) -> int:
 @contextlib.contextmanager
 def cancelled_by_signals(stopped: list[signal.Signals]) -> Iterator[None]:
     """Inside: SIGINT, SIGTERM and SIGHUP cancel the current task (appending the signal to
-    `stopped`), so it can end its work on the record before the command exits. A second
+    `stopped`), so it can end its work on the record before the command exits: the code that
+    catches that CancelledError inside the block uncancels the task before it awaits. A second
     signal cancels again, cutting that short."""
     loop = asyncio.get_running_loop()
     task = asyncio.current_task()
@@ -99,8 +100,6 @@ def cancelled_by_signals(stopped: list[signal.Signals]) -> Iterator[None]:
     finally:
         for sig in signals:
             loop.remove_signal_handler(sig)
-        if stopped:
-            task.uncancel()  # handled: what follows may await
 
 
 def run(main: Callable[[], Coroutine[Any, Any, T]]) -> T:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -55,11 +54,9 @@ def serve(
 def _check_session_defaults(settings: Settings) -> None:
     """Refuse a default model or workspace that every new session would fail on, rather
     than serve, report healthy, and answer each "New session" with a 422."""
+    from bassi.manager import session_workspace
     from bassi.models.registry import get_model
 
     if settings.default_model:
         get_model(settings.default_model)  # ConfigError names what is wrong
-    if settings.workspace is not None:
-        where = Path(settings.workspace).expanduser()
-        if not where.is_dir():
-            raise ConfigError(f"workspace {str(where)!r} is not a directory")
+    session_workspace(None, settings)

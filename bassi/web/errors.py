@@ -1,8 +1,9 @@
 """bassi's errors as HTTP answers: one JSON shape, `{"error": {"type", "message"}}`, and a status.
 
 SessionNotFound and ApprovalNotFound are 404, InvalidStateError 409, PayloadTooLarge 413,
-ConfigError, ToolInputError, InvalidInput, InvalidEventError and invalid bodies 422, malformed JSON 400, anything else 500
-(with a generic message: the traceback goes to the log, never to the client).
+ConfigError, ToolInputError, InvalidInput, InvalidEventError and invalid bodies 422, malformed
+JSON 400, anything else 500 (with a generic message: the traceback goes to the log, never to
+the client).
 """
 
 from __future__ import annotations

@@ -71,6 +71,28 @@ def bassi(tmp_path: Path) -> Bassi:
     return make_bassi(tmp_path)
 
 
+def run_ends(bassi: Bassi) -> list[tuple[str, str | None]]:
+    """(outcome, detail) of every run on record, from `bassi audit`."""
+    result = bassi("audit", "SELECT outcome, detail FROM audit_runs", "--json")
+    assert result.returncode == 0, result.stderr
+    return [(r["outcome"], r["detail"]) for r in json.loads(result.stdout)]
+
+
+def streaming_run(bassi: Bassi, tokens: int) -> subprocess.Popen[bytes]:
+    """`bassi run "/stream TOKENS 5"`, once it has printed its first bytes."""
+    process = subprocess.Popen(
+        bassi.command("run", f"/stream {tokens} 5", "--model", "scripted"),
+        cwd=bassi.cwd,
+        env=clean_env(bassi.home),
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    assert process.stdout is not None and process.stderr is not None
+    assert process.stdout.read(20)  # the run streams
+    return process
+
+
 def one_line_error(result: subprocess.CompletedProcess[str]) -> str:
     """The single readable stderr line of a failed command (never a traceback)."""
     assert "Traceback" not in result.stderr, result.stderr

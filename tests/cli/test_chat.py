@@ -8,7 +8,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.cli.conftest import Bassi, clean_env
+from tests.cli.conftest import Bassi, clean_env, run_ends
 from tests.cli.terminal import Terminal
 
 
@@ -106,9 +106,7 @@ def test_a_chat_ended_by_a_signal_cancels_its_run_on_the_record(
     chat.process.send_signal(sig)
     assert chat.wait() == 128 + sig
     assert "Traceback" not in chat.output
-    sql = "SELECT outcome, detail FROM audit_runs"
-    runs = json.loads(bassi("audit", sql, "--json").stdout)
-    assert runs == [{"outcome": "run_cancelled", "detail": f"the command was stopped ({sig.name})"}]
+    assert run_ends(bassi) == [("run_cancelled", f"the command was stopped ({sig.name})")]
 
 
 def test_a_signal_reaches_a_run_waiting_at_the_approval_prompt(bassi: Bassi) -> None:
@@ -125,6 +123,4 @@ def test_a_signal_reaches_a_run_waiting_at_the_approval_prompt(bassi: Bassi) -> 
         assert "stopped by SIGTERM, so the run was cancelled" in terminal.output
     finally:
         terminal.close()
-    sql = "SELECT outcome, detail FROM audit_runs"
-    runs = json.loads(bassi("audit", sql, "--json").stdout)
-    assert runs == [{"outcome": "run_cancelled", "detail": "the command was stopped (SIGTERM)"}]
+    assert run_ends(bassi) == [("run_cancelled", "the command was stopped (SIGTERM)")]

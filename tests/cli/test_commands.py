@@ -13,7 +13,14 @@ from dataclasses import dataclass
 import pytest
 
 from bassi import events as ev
-from tests.cli.conftest import Bassi, clean_env, make_bassi, one_line_error
+from tests.cli.conftest import (
+    Bassi,
+    clean_env,
+    make_bassi,
+    one_line_error,
+    run_ends,
+    streaming_run,
+)
 
 
 def session_of(stderr: str) -> str:
@@ -92,25 +99,15 @@ def test_a_reader_that_stops_reading_cancels_the_run_instead_of_leaving_it_open(
     bassi: Bassi,
 ) -> None:
     # `bassi run ... | head -c 20`: the pipe closes while the run still streams.
-    process = subprocess.Popen(
-        bassi.command("run", "/stream 300 5", "--model", "scripted"),
-        cwd=bassi.cwd,
-        env=clean_env(bassi.home),
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-    )
+    process = streaming_run(bassi, 300)
     assert process.stdout is not None and process.stderr is not None
-    assert process.stdout.read(20)
     process.stdout.close()
     with process.stderr:
         err = process.stderr.read().decode()
     assert process.wait(timeout=60) == 1
     assert err.splitlines()[-1] == "bassi: the output was closed, so the run was cancelled"
     assert "Traceback" not in err
-    sql = "SELECT outcome, detail FROM audit_runs"
-    runs = json.loads(bassi("audit", sql, "--json").stdout)
-    assert runs == [{"outcome": "run_cancelled", "detail": "the output was closed"}]
+    assert run_ends(bassi) == [("run_cancelled", "the output was closed")]
 
 
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM, signal.SIGHUP])
@@ -119,25 +116,14 @@ def test_a_run_stopped_by_a_signal_is_cancelled_on_the_record(
 ) -> None:
     # Ctrl-C, `kill`, a closed terminal: no process is left to finish the run, so it must
     # not stay "running" (a web UI could not even cancel it).
-    process = subprocess.Popen(
-        bassi.command("run", "/stream 2000 5", "--model", "scripted"),
-        cwd=bassi.cwd,
-        env=clean_env(bassi.home),
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-    )
-    assert process.stdout is not None
-    assert process.stdout.read(20)  # the run streams
+    process = streaming_run(bassi, 2000)
     process.send_signal(sig)
     _, err = process.communicate(timeout=60)
     assert process.returncode == 128 + sig
     assert (
         err.decode().splitlines()[-1] == f"bassi: stopped by {sig.name}, so the run was cancelled"
     )
-    sql = "SELECT outcome, detail FROM audit_runs"
-    runs = json.loads(bassi("audit", sql, "--json").stdout)
-    assert runs == [{"outcome": "run_cancelled", "detail": f"the command was stopped ({sig.name})"}]
+    assert run_ends(bassi) == [("run_cancelled", f"the command was stopped ({sig.name})")]
     [listed] = bassi.json_lines("sessions", "list", "--json")
     assert listed["status"] == "idle"
 
@@ -288,9 +274,6 @@ def test_run_leaves_alone_a_run_that_another_process_is_running(bassi: Bassi) ->
 
 
 def test_a_second_command_cannot_take_over_a_session_another_is_running(bassi: Bassi) -> None:
-    import subprocess
-
-    from tests.cli.conftest import clean_env
 
     session = session_of(bassi("run", "hello").stderr)
     first = subprocess.Popen(
