@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 from datetime import UTC, datetime
 from typing import Any
@@ -354,6 +355,73 @@ async def test_postgresql_locks_lost_with_their_connection_are_taken_again(pg_ur
         assert not await other.log.claim_ownership()
         assert await mine.log.lock_run("s")
         await mine.log.unlock_run("s")
+        assert await other.log.lock_run("s")
+    finally:
+        await admin.close()
+        await other.close()
+        await mine.close()
+
+
+async def test_postgresql_a_run_lock_still_held_by_a_dying_backend_is_waited_for(
+    pg_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Right after a lock connection is lost, the server may not have dropped its backend yet,
+    and that backend still holds the run lock. The keeper must keep trying, not give the run
+    up as taken by another process (which would let that process recover a live run)."""
+    import asyncpg
+
+    from bassi.store.log import _PG_RUN_CLASS, _run_key
+    from tests.store.conftest import PG_URL
+
+    database = pg_url.rsplit("/", 1)[1]
+    mine, other = await EventStore.open(pg_url), await EventStore.open(pg_url)
+    log: Any = mine.log
+    admin = await asyncpg.connect(PG_URL)
+    try:
+        assert await log.lock_run("s")
+        keeper = log._lock_keeper  # paused while the test sets the scene
+        keeper.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await keeper
+        holders = (
+            "SELECT pid FROM pg_locks JOIN pg_database d ON d.oid = pg_locks.database"
+            " WHERE locktype = 'advisory' AND granted AND d.datname = $1"
+        )
+        (lost,) = {row["pid"] for row in await admin.fetch(holders, database)}
+        # The backend that is "still dying": a connection of this log holds the lock once the
+        # real one is gone, and lets go only when the test says so.
+        dying = await log._lock_connection()
+        await admin.execute("SELECT pg_terminate_backend($1)", lost)
+        for _ in range(200):
+            if not await admin.fetch(holders, database):
+                break
+            await asyncio.sleep(0.05)
+        key = {"c": _PG_RUN_CLASS, "k": _run_key("s")}
+        assert (await dying.execute(text("SELECT pg_try_advisory_lock(:c, :k)"), key)).scalar()
+        await dying.commit()
+
+        log.lock_check_seconds = 0.05
+        with caplog.at_level("WARNING", logger="bassi.store.log"):
+            log._start_lock_keeper()
+            for _ in range(200):  # until the keeper has found the lock taken
+                if "s" in log._pending_runs:
+                    break
+                await asyncio.sleep(0.05)
+            assert "s" in log._pending_runs
+            await asyncio.sleep(0.3)  # a few more rounds against the dying backend's lock
+        assert "lost the run lock" not in caplog.text
+        assert "s" in log._run_locks, "the run was given up while its lock was still ours"
+        assert not await other.log.lock_run("s")
+
+        await dying.invalidate()  # its backend is gone at last: the keeper takes the lock
+        await dying.close()
+        for _ in range(200):
+            if not log._pending_runs:
+                break
+            await asyncio.sleep(0.05)
+        assert not log._pending_runs, "the lock was not taken again"
+        assert not await other.log.lock_run("s"), "a live run's lock was taken by another"
+        await log.unlock_run("s")
         assert await other.log.lock_run("s")
     finally:
         await admin.close()
