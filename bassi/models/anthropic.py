@@ -25,7 +25,13 @@ from bassi.models.base import (
     ModelRequest,
 )
 from bassi.models.convert import REDACTED_THINKING, anthropic_messages, anthropic_tools
-from bassi.models.failures import describe, model_error, retryable_status
+from bassi.models.failures import (
+    NEVER_RETRYABLE_CODES,
+    PatientRetries,
+    describe,
+    model_error,
+    retryable_status,
+)
 
 if TYPE_CHECKING:
     from anthropic import AsyncAnthropic
@@ -49,7 +55,10 @@ class AnthropicModel:
         if client is None:
             import anthropic
 
-            client = anthropic.AsyncAnthropic(
+            class Client(PatientRetries, anthropic.AsyncAnthropic):
+                pass
+
+            client = Client(
                 api_key=api_key,
                 base_url=base_url,
                 max_retries=max_retries,
@@ -114,6 +123,8 @@ class AnthropicModel:
             error = error if isinstance(error, dict) else {}
             error_type = exc.type or error.get("type") or f"http_{exc.status_code}"
             message = error.get("message") or exc.message
+            details = error.get("details")
+            code = details.get("error_code") if isinstance(details, dict) else None
             if exc.status_code == 200:  # an `event: error` inside the stream
                 return model_error(
                     f"{where}: stream failed: {error_type}: {message}",
@@ -128,7 +139,8 @@ class AnthropicModel:
                 status=exc.status_code,
                 error_type=error_type,
                 request_id=exc.request_id,
-                retryable=retryable_status(exc.status_code),
+                retryable=retryable_status(exc.status_code, exc.response.headers)
+                and code not in NEVER_RETRYABLE_CODES,
                 secrets=self._secrets,
             )
         if isinstance(exc, anthropic.APITimeoutError | httpx2.TimeoutException):
@@ -190,7 +202,9 @@ class _Assembly:
             )
             return [MessageStart(message.id, message.model, self.provider)]
         if self.message_id is None:
-            raise self._incomplete(f"{kind!r} event before message_start")
+            if kind in _MESSAGE_EVENTS:
+                raise self._incomplete(f"{kind!r} event before message_start")
+            return []  # a ping, or an event type newer than this code: nothing to keep
         if kind == "content_block_start":
             return self._start(event.index, event.content_block)
         if kind == "content_block_delta":
@@ -264,7 +278,9 @@ class _Assembly:
         for block in self.blocks.values():
             if not block.stopped:
                 out.append(BlockStop(block.index))
-            content.append(self._content(block))
+            made = self._content(block)
+            if made is not None:
+                content.append(made)
         out.append(
             MessageEnd(
                 message_id=self.message_id,
@@ -278,7 +294,8 @@ class _Assembly:
         )
         return out
 
-    def _content(self, block: _Block) -> ContentBlock:
+    def _content(self, block: _Block) -> ContentBlock | None:
+        """The block of the final message; None for a tool call the stop cut off."""
         text = "".join(block.parts)
         if block.type == "text":
             return TextBlock(text=text)
@@ -288,6 +305,11 @@ class _Assembly:
             value = json.loads(text) if text.strip() else {}
         except ValueError:
             value = None
+        if not isinstance(value, dict) and self.stop_reason not in _FINISHED:
+            # The message stopped inside the call's input (max_tokens, a refusal, a full
+            # context window): the message ends there, with that stop reason and without a
+            # call that cannot run. Asking again the same way would stop in the same place.
+            return None
         if not isinstance(value, dict):
             raise model_error(
                 f"anthropic: input of tool call {block.tool_name} ({block.tool_id}) is not a "
@@ -306,6 +328,21 @@ class _Assembly:
             error_type="incomplete_stream",
             request_id=self.request_id,
         )
+
+
+_FINISHED = ("tool_use", "end_turn")
+"""Stop reasons of a message that said all it meant to; any other can stop inside a block."""
+
+_MESSAGE_EVENTS = frozenset(
+    {
+        "content_block_start",
+        "content_block_delta",
+        "content_block_stop",
+        "message_delta",
+        "message_stop",
+    }
+)
+"""Events that belong to a message: one before `message_start` means a broken stream."""
 
 
 def _pick(value: int | None, default: int) -> int:

@@ -30,6 +30,7 @@ from bassi.models.catalog import PROVIDERS, Provider
 from bassi.models.convert import openai_messages, openai_tools
 from bassi.models.failures import (
     NEVER_RETRYABLE_CODES,
+    PatientRetries,
     describe,
     model_error,
     retryable_status,
@@ -69,7 +70,10 @@ class OpenAICompatModel:
         if client is None:
             import openai
 
-            client = openai.AsyncOpenAI(
+            class Client(PatientRetries, openai.AsyncOpenAI):
+                pass
+
+            client = Client(
                 api_key=api_key or (None if preset.needs_key else NO_KEY),
                 base_url=base_url or preset.base_url,
                 max_retries=max_retries,
@@ -141,7 +145,7 @@ class OpenAICompatModel:
                 status=exc.status_code,
                 error_type=error_type,
                 request_id=exc.request_id,
-                retryable=retryable_status(exc.status_code)
+                retryable=retryable_status(exc.status_code, exc.response.headers)
                 and error_type not in NEVER_RETRYABLE_CODES,
                 secrets=self._secrets,
             )
@@ -183,7 +187,7 @@ class _Block:
     index: int
     type: BlockType
     parts: list[str] = field(default_factory=list)
-    tool_id: str | None = None
+    tool_id: str = ""
     tool_name: str = ""
 
 
@@ -239,7 +243,9 @@ class _Assembly:
             fn = call.function
             block = self.calls.get(call.index)
             if block is None:
-                block = _Block(len(self.blocks), "tool_use", tool_id=call.id or None)
+                # Some servers send no id: one is made up now, so that the block's start, its
+                # deltas and the final message all name the call alike.
+                block = _Block(len(self.blocks), "tool_use", tool_id=call.id or _new_call_id())
                 block.tool_name = (fn.name if fn else None) or ""
                 self.calls[call.index] = block
                 self.blocks.append(block)
@@ -247,7 +253,6 @@ class _Assembly:
                     BlockStart(block.index, "tool_use", block.tool_id, block.tool_name or None)
                 )
             else:
-                block.tool_id = block.tool_id or call.id or None
                 block.tool_name = block.tool_name or (fn.name if fn else None) or ""
             if fn and fn.arguments:
                 block.parts.append(fn.arguments)
@@ -269,8 +274,8 @@ class _Assembly:
                 error_type="incomplete_stream",
                 request_id=self.request_id,
             )
-        content = tuple(self._content(b) for b in self.blocks)
         stop = STOP_REASONS.get(self.finish_reason, self.finish_reason)
+        content = tuple(c for b in self.blocks if (c := self._content(b, stop)) is not None)
         if stop == "end_turn" and any(isinstance(b, ToolUseBlock) for b in content):
             stop = "tool_use"  # some servers finish tool calls with "stop"
         out: list[ModelEvent] = [BlockStop(b.index) for b in self.blocks]
@@ -287,27 +292,37 @@ class _Assembly:
         )
         return out
 
-    def _content(self, block: _Block) -> ContentBlock:
+    def _content(self, block: _Block, stop: str) -> ContentBlock | None:
+        """The block of the final message; None for a tool call the stop cut off."""
         text = "".join(block.parts)
         if block.type == "text":
             return TextBlock(text=text)
         if block.type == "thinking":
             return ThinkingBlock(thinking=text)
-        tool_id = block.tool_id or f"call_{self.message_id}_{block.index}"
         try:
             value = json.loads(text) if text.strip() else {}
         except ValueError:
             value = None
+        if not isinstance(value, dict) and stop not in ("tool_use", "end_turn"):
+            # Cut off inside the arguments (`length`, `content_filter`): the message ends
+            # there, with that stop reason and without a call that cannot run.
+            return None
         if not isinstance(value, dict):
             raise model_error(
-                f"{self.provider}: arguments of tool call {block.tool_name} ({tool_id}) are not "
+                f"{self.provider}: arguments of tool call {block.tool_name} ({block.tool_id}) are not "
                 f"a JSON object: {text[:200]!r}",
                 provider=self.provider,
                 error_type="invalid_tool_input",
                 request_id=self.request_id,
                 retryable=True,
             )
-        return ToolUseBlock(id=tool_id, name=block.tool_name, input=value)
+        return ToolUseBlock(id=block.tool_id, name=block.tool_name, input=value)
+
+
+def _new_call_id() -> str:
+    """A tool-call id for a server that sent none: short enough for every provider's limit
+    (OpenAI's is 40 characters), and of the characters Anthropic's ids allow."""
+    return f"call_{uuid.uuid4().hex[:24]}"
 
 
 def _usage(raw: Any) -> Usage:

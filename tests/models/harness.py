@@ -67,6 +67,10 @@ class Harness:
     def mid_stream_error(self, kind: str) -> Stream:
         raise NotImplementedError
 
+    def cut_in_tool_call(self, text: str, call_id: str, name: str, partial: str) -> Stream:
+        """Text, then a tool call whose arguments stop at `partial`: the token limit hit."""
+        raise NotImplementedError
+
     def truncated(self) -> Stream:
         raise NotImplementedError
 
@@ -113,6 +117,10 @@ class AnthropicHarness(Harness):
         frames = A.events(A.text("Partial"), stop_reason=None)
         return A.stream([*frames, A.error_event(kind)])
 
+    def cut_in_tool_call(self, text: str, call_id: str, name: str, partial: str) -> Stream:
+        blocks = (A.text(text), A.ToolUse(call_id, name, [partial]))
+        return A.stream(A.events(*blocks, stop_reason="max_tokens"))
+
     def truncated(self) -> Stream:
         return A.stream(A.events(A.text("Partial"), stop_reason=None))
 
@@ -158,6 +166,12 @@ class OpenAIHarness(Harness):
 
     def mid_stream_error(self, kind: str) -> Stream:
         return O.stream([*O.text_chunks("Partial", finish_reason=None), O.error_chunk(kind)])
+
+    def cut_in_tool_call(self, text: str, call_id: str, name: str, partial: str) -> Stream:
+        frames = O.tool_call_chunks(
+            [O.call_start(0, call_id, name)], [O.call_args(0, partial)], finish_reason="length"
+        )
+        return O.stream([O.chunk({"role": "assistant", "content": text}), *frames])
 
     def truncated(self) -> Stream:
         return O.stream(O.text_chunks("Partial", finish_reason=None))

@@ -171,9 +171,10 @@ async def test_rate_limit_with_retry_after_ms_then_success_gives_one_message(
     harness: Harness,
 ) -> None:
     harness.fake.add(harness.http_error(429, FAST), harness.text("fine"))
+    model = harness.model()  # made before the clock starts: the first one imports the SDK
 
     started = time.monotonic()
-    events = await collect(harness.model(), prompt())
+    events = await collect(model, prompt())
 
     assert final(events).content == (TextBlock(text="fine"),)
     assert [r.retry_count for r in harness.fake.requests] == [0, 1]
@@ -221,6 +222,60 @@ async def test_wrong_key_gets_401_from_the_fake(harness: Harness) -> None:
 
     assert caught.value.status == 401
     assert caught.value.retryable is False
+
+
+async def test_a_long_retry_after_is_not_slept_on(harness: Harness) -> None:
+    """A 429 asking to come back in ten minutes fails the call at once (retryable), instead of
+    the SDK sleeping those ten minutes while the run shows nothing."""
+    harness.fake.add(harness.http_error(429, {"retry-after": "600"}), harness.text("late"))
+
+    with pytest.raises(ModelError) as caught:
+        await asyncio.wait_for(collect(harness.model(), prompt()), timeout=60)
+
+    assert caught.value.status == 429
+    assert caught.value.retryable is True
+    assert len(harness.fake.requests) == 1
+
+
+async def test_a_short_retry_after_is_still_honoured(harness: Harness) -> None:
+    harness.fake.add(harness.http_error(429, {"retry-after": "0.1"}), harness.text("in time"))
+
+    events = await collect(harness.model(), prompt())
+
+    assert final(events).content == (TextBlock(text="in time"),)
+    assert len(harness.fake.requests) == 2
+
+
+@pytest.mark.parametrize("status", [500, 529])
+async def test_x_should_retry_false_makes_an_error_not_retryable(
+    harness: Harness, status: int
+) -> None:
+    harness.fake.add(harness.http_error(status, {"x-should-retry": "false"}))
+
+    with pytest.raises(ModelError) as caught:
+        await collect(harness.model(), prompt())
+
+    assert len(harness.fake.requests) == 1  # the SDK obeyed the header
+    assert caught.value.retryable is False  # and so does the error the run records
+
+
+async def test_a_reply_cut_off_inside_a_tool_call_ends_at_the_token_limit(
+    harness: Harness,
+) -> None:
+    """The model ran out of tokens while writing a call's arguments: the message keeps its
+    text and its stop reason and drops the call, which could not run. It is not an error to
+    retry: the same request would stop in the same place."""
+    harness.fake.add(
+        harness.cut_in_tool_call(
+            "Writing the file.", "call_w", "write_file", '{"path": "a.py", "content": "def f'
+        )
+    )
+
+    events = await collect(harness.model(), prompt())
+
+    end = final(events)
+    assert end.stop_reason == "max_tokens"
+    assert end.content == (TextBlock(text="Writing the file."),)
 
 
 @pytest.mark.parametrize("retryable", [True, False])

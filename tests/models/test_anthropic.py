@@ -13,7 +13,7 @@ from bassi.models.anthropic import AnthropicModel
 from bassi.models.base import BlockStart, Delta, ModelRequest
 from bassi.models.convert import REDACTED_THINKING
 from tests.fakes import anthropic_server as A
-from tests.fakes.http_server import Stream
+from tests.fakes.http_server import Reply, Stream
 from tests.models.harness import API_KEY, FAST, collect, final, prompt
 
 
@@ -283,6 +283,55 @@ async def test_unknown_events_and_server_tool_blocks_are_skipped(
     end = final(await collect(model, prompt()))
 
     assert end.content == (TextBlock(text="a"), TextBlock(text="b"))
+
+
+async def test_an_unknown_event_before_message_start_is_skipped(
+    anthropic_fake: A.AnthropicFake, model: AnthropicModel
+) -> None:
+    early = A.sse({"type": "brand_new_event"}, event="brand_new_event")
+    anthropic_fake.add(A.stream([early, *A.events(A.text("hi"))]))
+
+    end = final(await collect(model, prompt()))
+
+    assert end.content == (TextBlock(text="hi"),)
+    assert end.stop_reason == "end_turn"
+
+
+async def test_a_block_event_before_message_start_is_still_a_broken_stream(
+    anthropic_fake: A.AnthropicFake, model: AnthropicModel
+) -> None:
+    frames = A.events(A.text("hi"))
+    early = [f for f in frames if b"content_block_start" in f][:1]
+    anthropic_fake.add(A.stream([*early, *frames]))
+
+    with pytest.raises(ModelError) as caught:
+        await collect(model, prompt())
+
+    assert caught.value.error_type == "incomplete_stream"
+
+
+async def test_a_spend_limit_429_is_not_retryable(
+    anthropic_fake: A.AnthropicFake, model: AnthropicModel
+) -> None:
+    """A 429 for a spend limit looks like a rate limit but lasts until someone raises the
+    limit: the run's error must not invite a retry."""
+    body = {
+        "type": "error",
+        "error": {
+            "type": "rate_limit_error",
+            "message": "You have reached your specified API usage limits.",
+            "details": {"error_code": "enforced_spend_limit_reached"},
+        },
+        "request_id": "req_spend",
+    }
+    anthropic_fake.add(*[Reply(429, body, headers={"request-id": "req_spend", **FAST})] * 3)
+
+    with pytest.raises(ModelError) as caught:
+        await collect(model, prompt())
+
+    assert caught.value.status == 429
+    assert caught.value.retryable is False
+    assert "usage limits" in str(caught.value)
 
 
 def test_stream_helper_frames_are_what_the_sdk_expects() -> None:

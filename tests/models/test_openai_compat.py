@@ -88,6 +88,27 @@ async def test_several_whole_calls_in_one_chunk(
     ]
 
 
+async def test_calls_without_ids_get_one_id_from_start_to_end(
+    openai_fake: O.OpenAIFake, model: OpenAICompatModel
+) -> None:
+    """Some servers send tool calls with an index but no id. The made-up id must be the same
+    in the block's start (which the UI keys its tool card by) and in the final message, and
+    differ between calls."""
+    nameless = [
+        {"index": 0, "type": "function", "function": {"name": "list_dir", "arguments": "{}"}},
+        {"index": 1, "type": "function", "function": {"name": "grep", "arguments": "{}"}},
+    ]
+    openai_fake.add(O.stream(O.tool_call_chunks(nameless)))
+
+    events = await collect(model, prompt())
+
+    starts = [e.tool_call_id for e in events if isinstance(e, BlockStart)]
+    calls = [b for b in final(events).content if isinstance(b, ToolUseBlock)]
+    assert starts == [c.id for c in calls]
+    assert all(starts) and len(set(starts)) == 2
+    assert all(len(i) <= 40 and i.replace("_", "").isalnum() for i in starts)
+
+
 async def test_arguments_that_are_not_json_are_a_clear_error(
     openai_fake: O.OpenAIFake, model: OpenAICompatModel
 ) -> None:
