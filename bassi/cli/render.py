@@ -13,6 +13,15 @@ from rich.panel import Panel
 from bassi import events as ev
 from bassi.messages import Usage
 
+STOPPED_SHORT = {
+    "max_tokens": "the reply hit the token limit",
+    "max_turns": "the run hit its turn limit",
+    "refusal": "the model refused",
+    "model_context_window_exceeded": "the conversation no longer fits the model",
+}
+"""Stop reasons a user should hear about: the answer may be incomplete (the web UI says the
+same)."""
+
 
 def console(*, stderr: bool = False, width: int = 200) -> Console:
     """A console for the terminal, at its width; or for a pipe or a file, which has none: then
@@ -193,6 +202,8 @@ class LiveView:
                 self.note(f"  {event.tool_name} {cut}: {event.error}", "red")
             case ev.RunCompleted():
                 self.newline()
+                if event.stop_reason in STOPPED_SHORT:
+                    self.note(f"run completed: {STOPPED_SHORT[event.stop_reason]}", "yellow")
             case ev.RunCancelled():
                 self.note(f"run cancelled{': ' + event.reason if event.reason else ''}", "yellow")
             case ev.RunFailed():

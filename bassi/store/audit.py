@@ -23,7 +23,7 @@ REPORTS: dict[str, str] = {
                duration_ms, input, COALESCE(error, output, decision_reason) AS result
         FROM audit_tool_calls {where} ORDER BY decided_at""",
     "runs": """
-        SELECT started_at, session_id, run_id, outcome, turns, duration_ms,
+        SELECT started_at, session_id, run_id, outcome, stop_reason, turns, duration_ms,
                input_tokens, output_tokens, prompt
         FROM audit_runs {where} ORDER BY started_at""",
     "usage": """

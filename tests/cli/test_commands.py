@@ -83,6 +83,32 @@ def test_a_failed_run_exits_1_and_says_why(bassi: Bassi) -> None:
     assert "Traceback" not in result.stderr
 
 
+def test_a_reply_cut_off_inside_a_tool_call_ends_the_run_and_says_so(bassi: Bassi) -> None:
+    """An OpenAI-compatible model (the real SDK against a fake API) hits its token limit
+    while writing a call's arguments: the run completes with what it said, runs nothing, and
+    the terminal says why the answer stops there."""
+    from tests.fakes import openai_server as O
+    from tests.models.harness import API_KEY
+
+    with O.OpenAIFake().in_thread() as fake:
+        frames = O.tool_call_chunks(
+            [O.call_start(0, "call_w", "write_file")],
+            [O.call_args(0, '{"path": "a.py", "content": "def f')],
+            finish_reason="length",
+        )
+        fake.add(O.stream([O.chunk({"role": "assistant", "content": "Writing it."}), *frames]))
+        env = {"OPENAI_API_KEY": API_KEY, "OPENAI_BASE_URL": fake.url}
+        result = bassi("run", "write a.py", "--model", "openai:gpt-fake-1", "--yes", env=env)
+
+    assert result.returncode == 0, result.stderr
+    assert "Traceback" not in result.stderr
+    assert "Writing it." in result.stdout
+    assert "run completed: the reply hit the token limit" in result.stdout + result.stderr
+    assert not (bassi.cwd / "a.py").exists()
+    runs = json.loads(bassi("audit", "runs", "--json").stdout)
+    assert [(r["outcome"], r["stop_reason"]) for r in runs] == [("run_completed", "max_tokens")]
+
+
 def test_an_untrusted_workspace_file_cannot_switch_to_bypass(bassi: Bassi) -> None:
     (bassi.cwd / ".bassi").mkdir()
     (bassi.cwd / ".bassi" / "settings.toml").write_text('permission_mode = "bypass"\n')

@@ -220,6 +220,38 @@ def test_a_call_left_waiting_by_a_cancel_reads_not_run_rather_than_denied(
     expect(card.locator(".permission")).to_be_hidden()
 
 
+def test_a_call_cut_off_by_the_token_limit_reads_not_run(watched: Watched, tmp_path: Path) -> None:
+    """A real model (the Anthropic SDK against a fake API) runs out of tokens while writing a
+    tool call: the card it had started says the call never ran, and the run's end says the
+    reply hit the token limit."""
+    from tests.fakes import anthropic_server as A
+    from tests.models.harness import API_KEY
+
+    with A.AnthropicFake().in_thread() as fake:
+        cut = A.ToolUse("toolu_cut", "write_file", ['{"path": "a.py", "content": "def f'])
+        fake.add(A.stream(A.events(A.text("Writing it."), cut, stop_reason="max_tokens")))
+        server = ProcessServer(
+            tmp_path,
+            args=("--model", "anthropic:claude-fake-1"),
+            env={"ANTHROPIC_API_KEY": API_KEY, "ANTHROPIC_BASE_URL": fake.url},
+        ).start()
+        try:
+            page = watched.page
+            page.goto(server.url)
+            new_session(page, "cut off")
+            send(page, "write a.py")
+            expect(page.locator(".notice.run-end")).to_contain_text("the reply hit the token limit")
+            card = page.locator(".tool-card")
+            expect(card.locator(".tool-name")).to_have_text("write_file")
+            expect(card).to_have_attribute("data-status", "skipped")
+            expect(card.locator(".tool-status")).to_have_text(
+                "not run · the reply stopped first (max_tokens)"
+            )
+            expect(page.locator(".msg.assistant").last).to_contain_text("Writing it.")
+        finally:
+            server.stop()
+
+
 def test_cancel_stops_a_long_stream(watched: Watched, ui_server: ProcessServer) -> None:
     page = watched.page
     page.goto(ui_server.url)

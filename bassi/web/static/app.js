@@ -185,6 +185,14 @@
     interrupted: "interrupted",
   };
 
+  const STOPPED_SHORT = {
+    // Stop reasons a user should hear about: the answer may be incomplete.
+    max_tokens: "the reply hit the token limit",
+    max_turns: "the run hit its turn limit",
+    refusal: "the model refused",
+    model_context_window_exceeded: "the conversation no longer fits the model",
+  };
+
   const NOT_A_PERSON = {
     // Deciders that close a pending call when its run ends: no one denied it.
     cancel: "the run was cancelled",
@@ -380,7 +388,8 @@
       case "run_completed":
         endRun();
         notice("run-end", `Run completed · ${event.turns} turn${event.turns === 1 ? "" : "s"} · `
-          + `${describeUsage(event.usage)} tokens · ${seconds(event.duration_ms)}`);
+          + `${describeUsage(event.usage)} tokens · ${seconds(event.duration_ms)}`
+          + (STOPPED_SHORT[event.stop_reason] ? ` · ${STOPPED_SHORT[event.stop_reason]}` : ""));
         break;
       case "run_cancelled":
         endRun();
@@ -421,6 +430,14 @@
         setToolInput(item.card, content.input);
       }
     });
+    // A call the model was still writing when it stopped (out of tokens, say) is not part of
+    // the finished message and never runs.
+    const kept = new Set(event.content.filter((c) => c.type === "tool_use").map((c) => c.id));
+    for (const item of entry.blocks.values()) {
+      if (item.type === "tool_use" && !kept.has(item.card.node.dataset.toolCallId)) {
+        setToolStatus(item.card, "skipped", `the reply stopped first (${event.stop_reason})`);
+      }
+    }
     entry.node.dataset.complete = "true";
     for (const key of Object.keys(view.usage)) view.usage[key] += (event.usage && event.usage[key]) || 0;
   }
