@@ -205,6 +205,27 @@ def test_a_long_title_does_not_push_the_page_wider_than_the_window(
     assert send_box is not None and send_box["x"] + send_box["width"] <= width
 
 
+def test_with_a_provider_key_the_conversation_keeps_the_height(
+    watched: Watched, tmp_path: Path
+) -> None:
+    """With a key set there is no fallback note; the composer must not take its place and
+    grow to half the window."""
+    server = ProcessServer(tmp_path, env={"ANTHROPIC_API_KEY": "sk-ant-test-0000000000"}).start()
+    try:
+        page = watched.page
+        page.goto(server.url)
+        new_session(page, "layout")
+        expect(page.locator("#fallback-note")).to_be_hidden()
+        composer = page.locator("#composer").bounding_box()
+        conversation = page.locator("#conversation").bounding_box()
+        assert composer is not None and conversation is not None
+        assert composer["height"] < 200, composer
+        assert conversation["height"] > 500, conversation
+        assert composer["y"] + composer["height"] == pytest.approx(860, abs=2)  # at the bottom
+    finally:
+        server.stop()
+
+
 def test_a_call_left_waiting_by_a_cancel_reads_not_run_rather_than_denied(
     watched: Watched, ui_server: ProcessServer
 ) -> None:
