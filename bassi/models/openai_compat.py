@@ -188,6 +188,8 @@ class _Block:
     type: BlockType
     parts: list[str] = field(default_factory=list)
     tool_id: str = ""
+    given_id: bool = False
+    """Whether the provider named the call (else `tool_id` was made up here)."""
     tool_name: str = ""
 
 
@@ -206,6 +208,7 @@ class _Assembly:
     """By the provider's tool-call index, which may arrive interleaved or out of order."""
     usage: Usage | None = None
     finish_reason: str | None = None
+    refused: bool = False
 
     def feed(self, chunk: Any) -> list[ModelEvent]:
         out: list[ModelEvent] = []
@@ -239,13 +242,23 @@ class _Assembly:
                 self.text = self._open("text", out)
             self.text.parts.append(delta.content)
             out.append(Delta(self.text.index, "text", delta.content))
+        refusal = getattr(delta, "refusal", None)
+        if isinstance(refusal, str) and refusal:  # the model declined, in words of its own
+            self.refused = True
+            if self.text is None:
+                self.text = self._open("text", out)
+            self.text.parts.append(refusal)
+            out.append(Delta(self.text.index, "text", refusal))
         for call in delta.tool_calls or ():
             fn = call.function
             block = self.calls.get(call.index)
+            if block is not None and call.id and block.given_id and call.id != block.tool_id:
+                block = None  # a server that numbers every call 0: a new id is a new call
             if block is None:
                 # Some servers send no id: one is made up now, so that the block's start, its
                 # deltas and the final message all name the call alike.
                 block = _Block(len(self.blocks), "tool_use", tool_id=call.id or _new_call_id())
+                block.given_id = bool(call.id)
                 block.tool_name = (fn.name if fn else None) or ""
                 self.calls[call.index] = block
                 self.blocks.append(block)
@@ -278,6 +291,8 @@ class _Assembly:
         content = tuple(c for b in self.blocks if (c := self._content(b, stop)) is not None)
         if stop == "end_turn" and any(isinstance(b, ToolUseBlock) for b in content):
             stop = "tool_use"  # some servers finish tool calls with "stop"
+        elif stop == "end_turn" and self.refused:
+            stop = "refusal"  # OpenAI finishes a refusal with "stop"
         out: list[ModelEvent] = [BlockStop(b.index) for b in self.blocks]
         out.append(
             MessageEnd(

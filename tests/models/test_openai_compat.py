@@ -109,6 +109,48 @@ async def test_calls_without_ids_get_one_id_from_start_to_end(
     assert all(len(i) <= 40 and i.replace("_", "").isalnum() for i in starts)
 
 
+async def test_calls_that_all_come_as_index_0_are_kept_apart_by_their_ids(
+    openai_fake: O.OpenAIFake, model: OpenAICompatModel
+) -> None:
+    """Some OpenAI-compatible servers number every whole call 0; their ids tell them apart."""
+    openai_fake.add(
+        O.stream(
+            O.tool_call_chunks(
+                [O.call_start(0, "call_a", "list_dir")],
+                [O.call_args(0, '{"path": "."}')],
+                [O.call_start(0, "call_b", "grep")],
+                [O.call_args(0, '{"pattern": "x"}')],
+            )
+        )
+    )
+
+    end = final(await collect(model, prompt()))
+
+    assert end.content == (
+        ToolUseBlock(id="call_a", name="list_dir", input={"path": "."}),
+        ToolUseBlock(id="call_b", name="grep", input={"pattern": "x"}),
+    )
+
+
+async def test_a_refusal_is_text_and_its_stop_reason_says_so(
+    openai_fake: O.OpenAIFake, model: OpenAICompatModel
+) -> None:
+    frames = [
+        O.chunk({"role": "assistant", "content": None, "refusal": ""}),
+        O.chunk({"refusal": "I can't help "}),
+        O.chunk({"refusal": "with that."}),
+        O.chunk({}, finish_reason="stop"),
+        O.chunk(usage=O.usage(), choices=False),
+        O.DONE,
+    ]
+    openai_fake.add(O.stream(frames))
+
+    end = final(await collect(model, prompt()))
+
+    assert end.content == (TextBlock(text="I can't help with that."),)
+    assert end.stop_reason == "refusal"
+
+
 async def test_arguments_that_are_not_json_are_a_clear_error(
     openai_fake: O.OpenAIFake, model: OpenAICompatModel
 ) -> None:
