@@ -346,7 +346,21 @@ class Agent:
         answer: Answer,
         ready: list[tuple[OpenToolCall, dict[str, Any]]],
     ) -> None:
-        self.approvals.pop(call.tool_call_id, None)
+        # The answered future stays in `approvals` until the decision is on record: until then
+        # the call still looks pending, and a second answer must find it answered, not make a
+        # fresh future that nobody reads (and be told 200 for an answer thrown away).
+        try:
+            await self._record_decision(run_id, call, answer, ready)
+        finally:
+            self.approvals.pop(call.tool_call_id, None)
+
+    async def _record_decision(
+        self,
+        run_id: str,
+        call: OpenToolCall,
+        answer: Answer,
+        ready: list[tuple[OpenToolCall, dict[str, Any]]],
+    ) -> None:
         names = {"tool_call_id": call.tool_call_id, "tool_name": call.tool_name}
         recorded = decision_event(answer.decision, session_id=self._sid, run_id=run_id, **names)
         if answer.decision.outcome != "allow":

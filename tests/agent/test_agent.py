@@ -85,6 +85,27 @@ async def test_tool_call_started_is_durable_before_the_tool_runs(
     assert seen_in_log == [True]
 
 
+async def test_a_second_answer_while_the_first_is_being_recorded_is_refused(
+    manager: SessionManager, workspace: Path
+) -> None:
+    """Two clients answer one approval: the one that loses must hear 'already answered', not
+    succeed with an answer that is thrown away (the audit would then contradict it)."""
+    session = await manager.create(model="scripted", workspace=str(workspace))
+    refused: list[str] = []
+    async for event in session.send("/bash echo hi"):
+        if isinstance(event, ev.PermissionRequested):
+            await session.approve(event.tool_call_id, user="ana")
+            for _ in range(5):  # the agent takes the answer and starts recording it
+                await asyncio.sleep(0)
+            assert event.tool_call_id in session.state.pending_approvals  # not yet on record
+            with pytest.raises(ApprovalNotFound) as caught:
+                await session.deny(event.tool_call_id, reason="NO", user="bob")
+            refused.append(str(caught.value))
+    assert refused and "already answered" in refused[0]
+    decided = await manager.store.query(session_id=session.id, types=["permission_decided"])
+    assert [(d.decision, d.decided_by) for d in decided] == [("allow", "user:ana")]  # type: ignore[union-attr]
+
+
 async def test_parallel_tool_calls_and_approvals(manager: SessionManager, workspace: Path) -> None:
     (workspace / "a.txt").write_text("alpha")
     session = await manager.create(model="scripted", workspace=str(workspace))
