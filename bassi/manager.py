@@ -140,8 +140,8 @@ class Session:
         async with self._start_lock:
             self._check_can_run()
             await self.settle()  # the end of a run just cancelled may still be committing
-            # A bad model spec is a ConfigError before anything is written.
-            model = self._manager.model_for(self._state.model)
+            # A bad model spec, rule or hook is a ConfigError before anything is written.
+            agent = self._new_agent(self._manager.model_for(self._state.model))
             await self._close_orphaned_run()
             await self._lock_run()
             try:
@@ -165,9 +165,9 @@ class Session:
                     # The caller went away, but the commit went on: a run on record is run.
                     await self.settle()
                     if self._state.current_run_id == run_id:
-                        self._start(run_id, model)
+                        self._start(run_id, agent)
                     raise
-                self._start(run_id, model)
+                self._start(run_id, agent)
             except BaseException:
                 await self._unlock_run()
                 raise
@@ -245,11 +245,11 @@ class Session:
                 f"session {self.id} already has an active run", state=status, expected="idle"
             )
 
-    def _start(self, run_id: str, model: Model) -> None:
+    def _new_agent(self, model: Model) -> Agent:
         manager = self._manager
         state = self._state
         settings = manager.settings
-        self._agent = Agent(
+        return Agent(
             port=self,
             model=model,
             registry=manager.registry,
@@ -264,6 +264,9 @@ class Session:
             workspace=Path(state.workspace or settings.workspace or Path.cwd()),
             output_cap=settings.tool_output_cap,
         )
+
+    def _start(self, run_id: str, agent: Agent) -> None:
+        self._agent = agent
         self._task = asyncio.get_running_loop().create_task(
             _run_logged(self._agent, run_id), name=f"bassi-run-{run_id}"
         )
@@ -492,6 +495,8 @@ class SessionManager:
     ) -> Self:
         """Open the database (migrating it), rebuild what recovery needs, and return the manager."""
         settings = settings or Settings.load()
+        # Rules and hooks in the settings are checked now, not at the first prompt.
+        PermissionPolicy.from_settings(settings)
         url = database_url(database) if database else settings.database_url
         if url.startswith("sqlite") and ":memory:" not in url:
             Path(url.split(":///", 1)[1]).parent.mkdir(parents=True, exist_ok=True)
@@ -750,7 +755,7 @@ class SessionManager:
             await session.append(*closing, recovered, ev.RunInterrupted(**ids))
         else:
             try:
-                model = self.model_for(state.model)
+                agent = session._new_agent(self.model_for(state.model))
             except ConfigError as exc:
                 await session.append(
                     *closing,
@@ -766,7 +771,7 @@ class SessionManager:
                     **ids, model=state.model, permission_mode=state.permission_mode, resumed=True
                 ),
             )
-            session._start(run_id, model)
+            session._start(run_id, agent)
         return RecoveryReport(session.id, run_id, mode, closed)
 
     async def close(self) -> None:

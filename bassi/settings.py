@@ -79,13 +79,13 @@ class Settings(BaseModel):
     """Permission rules such as `allow:bash(git status*)`, `deny:bash(rm -rf*)`."""
     hooks: tuple[HookConfig, ...] = ()
     """Command hooks."""
-    max_history: int = 10_000
+    max_history: int = Field(default=10_000, ge=0)
     """Events the store keeps in memory; older ones are read from the log."""
-    max_prompt_bytes: int = 1_000_000
+    max_prompt_bytes: int = Field(default=1_000_000, gt=0)
     """Largest prompt accepted."""
-    tool_output_cap: int = 100_000
+    tool_output_cap: int = Field(default=100_000, gt=0)
     """Tool output above this many bytes is truncated with a marker."""
-    max_turns: int = 50
+    max_turns: int = Field(default=50, gt=0)
     """Model calls one run may make."""
     trust_workspace_settings: bool = False
     """Let a workspace's `.bassi/settings.toml` set `bypass` and command hooks (home config only)."""

@@ -52,11 +52,13 @@ def serve(
 
 
 def _check_session_defaults(settings: Settings) -> None:
-    """Refuse a default model or workspace that every new session would fail on, rather
-    than serve, report healthy, and answer each "New session" with a 422."""
+    """Refuse a default model, workspace, rule or hook that every new session would fail
+    on, rather than serve, report healthy, and answer each "New session" with a 422."""
     from bassi.manager import session_workspace
     from bassi.models.registry import get_model
+    from bassi.tools.permissions import PermissionPolicy
 
     if settings.default_model:
         get_model(settings.default_model)  # ConfigError names what is wrong
     session_workspace(None, settings)
+    PermissionPolicy.from_settings(settings)

@@ -109,6 +109,30 @@ def test_a_reply_cut_off_inside_a_tool_call_ends_the_run_and_says_so(bassi: Bass
     assert [(r["outcome"], r["stop_reason"]) for r in runs] == [("run_completed", "max_tokens")]
 
 
+@pytest.mark.parametrize(
+    ("config", "said"),
+    [
+        ('rules = ["bogus"]', "invalid permission rule 'bogus'"),
+        ('rules = ["deny:bash(rm*"]', "invalid permission rule 'deny:bash(rm*'"),
+        ("max_prompt_bytes = -5", "invalid setting max_prompt_bytes"),
+        ("max_turns = 0", "invalid setting max_turns"),
+    ],
+)
+def test_bad_settings_are_refused_before_anything_is_written(
+    bassi: Bassi, config: str, said: str
+) -> None:
+    """A mistake in the config used to surface at the first prompt, after the prompt and the
+    run's start were on record: the session stayed 'running' for good."""
+    bassi.home.mkdir(parents=True, exist_ok=True)
+    (bassi.home / "config.toml").write_text(config + "\n")
+
+    result = bassi("run", "hi")
+
+    assert result.returncode == 2
+    assert said in one_line_error(result)
+    assert not bassi.db.exists()  # refused before the database was even opened
+
+
 def test_an_untrusted_workspace_file_cannot_switch_to_bypass(bassi: Bassi) -> None:
     (bassi.cwd / ".bassi").mkdir()
     (bassi.cwd / ".bassi" / "settings.toml").write_text('permission_mode = "bypass"\n')
@@ -487,3 +511,11 @@ def test_serve_refuses_defaults_no_session_could_use(
     result = bassi("serve", "--port", "0", *args, timeout=30)
     assert result.returncode == 2
     assert says in one_line_error(result)
+
+
+def test_serve_refuses_a_bad_rule_in_the_config(bassi: Bassi) -> None:
+    bassi.home.mkdir(parents=True, exist_ok=True)
+    (bassi.home / "config.toml").write_text('rules = ["deny:bash(rm*"]\n')
+    result = bassi("serve", "--port", "0", timeout=30)
+    assert result.returncode == 2
+    assert "invalid permission rule 'deny:bash(rm*'" in one_line_error(result)
