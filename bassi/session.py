@@ -11,7 +11,7 @@ import enum
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from bassi import events as ev
 from bassi.messages import Message, TextBlock, ToolResultBlock, ToolUseBlock, Usage
@@ -102,23 +102,34 @@ FOLD_TYPES: frozenset[str] = frozenset(ev.EVENT_TYPES) - {
 """The event types `evolve` needs; rebuilding a session reads only these (never deltas)."""
 
 
+T = TypeVar("T")
+
+
 def _with_tool_result(
-    messages: tuple[Message, ...], result: ToolResultBlock
+    messages: tuple[Message, ...], result: ToolResultBlock, *, answered: bool
 ) -> tuple[Message, ...]:
-    """Append a tool result to the user turn that answers the last assistant message."""
+    """Append a tool result to the user turn that answers the last assistant message.
+
+    `answered`: the call may have a result already (it was not open), which is then kept.
+    Linear in the number of results over a whole message: a model may ask for thousands of
+    calls at once, and a check of every earlier result per result made a replay quadratic.
+    """
+    last = messages[-1] if messages else None
+    # A user turn of results only: a prompt that joins it comes last (`_with_prompt`).
     if (
-        messages
-        and messages[-1].role == "user"
-        and all(isinstance(b, ToolResultBlock) for b in messages[-1].content)
+        last is not None
+        and last.role == "user"
+        and last.content
+        and isinstance(last.content[-1], ToolResultBlock)
     ):
-        last = messages[-1]
-        if any(
-            b.tool_use_id == result.tool_use_id
+        if answered and any(
+            isinstance(b, ToolResultBlock) and b.tool_use_id == result.tool_use_id
             for b in last.content
-            if isinstance(b, ToolResultBlock)
         ):
             return messages
-        return (*messages[:-1], Message(role="user", content=(*last.content, result)))
+        # The blocks are validated already: validating them again per result is quadratic.
+        turn = Message.model_construct(role="user", content=(*last.content, result))
+        return (*messages[:-1], turn)
     return (*messages, Message(role="user", content=(result,)))
 
 
@@ -131,8 +142,13 @@ def _with_prompt(messages: tuple[Message, ...], text: str) -> tuple[Message, ...
     return (*messages, Message(role="user", content=(block,)))
 
 
-def _without(mapping: Mapping[str, Any], key: str) -> dict[str, Any]:
-    return {k: v for k, v in mapping.items() if k != key}
+def _without(mapping: Mapping[str, T], key: str) -> Mapping[str, T]:
+    """`mapping` without `key` (the same mapping when it lacks the key: states never change)."""
+    if key not in mapping:
+        return mapping
+    rest = dict(mapping)
+    del rest[key]
+    return rest
 
 
 def _close_call(state: SessionState, tool_call_id: str, result: ToolResultBlock) -> SessionState:
@@ -140,9 +156,10 @@ def _close_call(state: SessionState, tool_call_id: str, result: ToolResultBlock)
     status = state.status
     if status is SessionStatus.AWAITING_APPROVAL and not pending:
         status = SessionStatus.RUNNING
+    answered = tool_call_id not in state.open_tool_calls
     return replace(
         state,
-        messages=_with_tool_result(state.messages, result),
+        messages=_with_tool_result(state.messages, result, answered=answered),
         open_tool_calls=_without(state.open_tool_calls, tool_call_id),
         pending_approvals=pending,
         status=status,

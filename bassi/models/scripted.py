@@ -7,7 +7,7 @@ It answers the last user message:
 | `/bash CMD`        | one call `bash {"command": CMD}`; after the result, a reply quoting it |
 | `/read PATH`       | `read_file {"path": PATH}`, then a reply quoting the result        |
 | `/write PATH TEXT` | `write_file {"path": PATH, "content": TEXT}`, then a reply         |
-| `/tools N`         | N parallel `list_dir {"path": "."}` calls, then a reply            |
+| `/tools N`         | N (at most 100) parallel `list_dir {"path": "."}` calls, then a reply |
 | `/stream N [MS]`   | N text deltas `t1 `, `t2 `, ... `tN`, MS milliseconds apart        |
 | `/think TEXT`      | a thinking block, then TEXT                                        |
 | `/fail`            | a provider error that is not retryable                             |
@@ -41,11 +41,15 @@ HELP = """I am the offline scripted model (no LLM behind me). I understand:
 /bash CMD - run CMD with the bash tool (it asks for approval first), then quote the result
 /read PATH - read a file in the workspace
 /write PATH TEXT - write TEXT to a file in the workspace
-/tools N - N list_dir calls at once
+/tools N - N list_dir calls at once (at most 100)
 /stream N [MS] - stream N tokens, MS milliseconds apart
 /think TEXT - think aloud, then say TEXT
 /fail - fail as a provider would
 Anything else I echo back."""
+
+
+MAX_TOOLS = 100
+"""Most calls `/tools N` asks for at once (more than any real model does)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,8 +123,10 @@ def _command(text: str, prompts: int, serial: int) -> _Answer:
         case "/write" if rest:
             path, _, content = rest.partition(" ")
             return _Answer((call("write_file", {"path": path, "content": content}),))
-        case "/tools" if rest.isdigit() and int(rest) > 0:
+        case "/tools" if rest.isdigit() and 0 < int(rest) <= MAX_TOOLS:
             return _Answer(tuple(call("list_dir", {"path": "."}, i) for i in range(int(rest))))
+        case "/tools" if rest.isdigit() and int(rest) > MAX_TOOLS:
+            return _text(f"/tools takes from 1 to {MAX_TOOLS} calls, not {rest}")
         case "/stream" if (args := _stream_args(rest)) is not None:
             count, ms = args
             tokens = [f"t{i} " for i in range(1, count)] + [f"t{count}"]

@@ -121,6 +121,12 @@ async def test_tools_n_makes_n_parallel_list_dir_calls_with_distinct_ids() -> No
     )
 
 
+async def test_tools_n_is_bounded() -> None:
+    end = await answer(user(TextBlock(text="/tools 99999")))
+    assert end.content == (TextBlock(text="/tools takes from 1 to 100 calls, not 99999"),)
+    assert not any(isinstance(b, ToolUseBlock) for b in end.content)
+
+
 async def test_stream_n_emits_n_tokens() -> None:
     events = await collect(get_model("scripted"), ask(user(TextBlock(text="/stream 4"))))
 
