@@ -166,13 +166,24 @@ def existing_db(db: str | None) -> str:
     return url
 
 
+class _Lines(logging.Formatter):
+    """`bassi: what happened` for news (what recovery did at start), `bassi: warning: ...`
+    and `bassi: error: ...` for trouble."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        text = super().format(record)  # the message, and a bug's traceback when there is one
+        if record.levelno <= logging.INFO:
+            return f"bassi: {text}"
+        return f"bassi: {record.levelname.lower()}: {text}"
+
+
 def _configure_logging() -> None:
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("bassi: %(levelname)s: %(message)s".lower()))
+    handler.setFormatter(_Lines())
     root = logging.getLogger("bassi")
     if not root.handlers:
         root.addHandler(handler)
-        root.setLevel(logging.WARNING)
+        root.setLevel(logging.INFO)  # the few INFO lines are news an operator wants
         root.propagate = False
 
 

@@ -131,3 +131,43 @@ def test_a_second_daemon_on_the_same_database_says_it_leaves_recovery_alone(
     finally:
         second.terminate()
         second.communicate(timeout=20)
+
+
+def test_a_restart_after_kill_9_says_what_recovery_did(bassi: Bassi) -> None:
+    """The operator who restarts a killed daemon is told which runs it took up again."""
+
+    def serve() -> tuple[subprocess.Popen[bytes], str]:
+        port = free_port()
+        process = subprocess.Popen(
+            bassi.command("serve", "--port", str(port), "--model", "scripted"),
+            cwd=bassi.cwd,
+            env=clean_env(bassi.home),
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+        )
+        base = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                http("GET", base + "/api/health")
+                return process, base
+            except OSError:
+                assert process.poll() is None and time.monotonic() < deadline, "did not start"
+                time.sleep(0.1)
+
+    first, base = serve()
+    try:
+        session = http("POST", base + "/api/sessions", {"title": "killed"})
+        http("POST", f"{base}/api/sessions/{session['id']}/prompts", {"content": "/stream 500 20"})
+        time.sleep(1)  # the run streams
+    finally:
+        first.kill()
+        first.communicate(timeout=10)
+    second, _ = serve()
+    try:
+        Lines(second, stream="stderr").until(
+            f"bassi: recovered session {session['id']}: run", timeout=30
+        )
+    finally:
+        second.terminate()
+        second.communicate(timeout=20)
