@@ -108,6 +108,20 @@ def check_text(value: str, what: str) -> str:
     return value
 
 
+MAX_REASON = 1000
+"""Characters a reason (for a denial, a cancel, an end) may hold: a sentence, not a file."""
+
+
+def check_reason(reason: str) -> str:
+    """`reason`, if it is text (`check_text`) of at most `MAX_REASON` characters."""
+    check_text(reason, "the reason")
+    if len(reason) > MAX_REASON:
+        raise InvalidInput(
+            f"the reason is {len(reason)} characters long; at most {MAX_REASON} are kept"
+        )
+    return reason
+
+
 class ModelError(BassiError):
     """A model provider failed; says whether retrying could help."""
 

@@ -26,6 +26,7 @@ from bassi.errors import (
     PersistenceError,
     SessionNotFound,
     StoreError,
+    check_reason,
     check_text,
 )
 from bassi.models.base import Model
@@ -367,7 +368,7 @@ class Session:
     ) -> None:
         from bassi.errors import ApprovalNotFound
 
-        check_text(reason, "the reason")
+        check_reason(reason)
         if self._agent is None or not self.run_active:
             raise ApprovalNotFound(f"no approval is pending for tool call {tool_call_id!r}")
         answer = user_answer(decision, user=user, reason=reason)
@@ -379,7 +380,7 @@ class Session:
         """Stop the active run now (`immediate`) or once its current step is done (`after_turn`)."""
         if mode not in ("immediate", "after_turn"):
             raise ConfigError(f"cancel mode must be immediate or after_turn, not {mode!r}")
-        check_text(reason, "the reason")
+        check_reason(reason)
         if not self.run_active or self._task is None or self._agent is None:
             await self.settle()  # the end of a run that just stopped may still be committing
             if self._state.current_run_id is not None and not self.run_active:
@@ -632,7 +633,7 @@ class SessionManager:
 
     async def end(self, session_id: str, reason: str = "") -> None:
         """End a session: it takes no more prompts."""
-        check_text(reason, "the reason")
+        check_reason(reason)
         session = await self.get(session_id)
         async with session._start_lock:
             if session.state.status is SessionStatus.ENDED:

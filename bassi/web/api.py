@@ -10,7 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from bassi import __version__
 from bassi import events as ev
-from bassi.errors import ConfigError, PayloadTooLarge
+from bassi.errors import ConfigError, InvalidInput, PayloadTooLarge
 from bassi.manager import Session
 from bassi.models.catalog import provider_status
 from bassi.web.context import Context
@@ -234,6 +234,8 @@ async def decide(session: Session, tool_call_id: str, body: Approval) -> None:
     """Carry out an approval decision (shared by the REST route and the WebSocket)."""
     if body.decision == "allow":
         await session.approve(tool_call_id, always=body.always, user=WEB_USER, reason=body.reason)
+    elif body.always:
+        raise InvalidInput("always applies to allow only: a denial is for this call alone")
     else:
         await session.deny(tool_call_id, reason=body.reason, user=WEB_USER)
 

@@ -270,6 +270,34 @@ def test_permission_prompt_allow_and_deny(client: httpx.Client) -> None:
     assert len(events(client, session_id, types="tool_call_completed")) == 1  # it never ran
 
 
+def test_an_answer_that_cannot_be_kept_as_given_is_refused_and_the_call_still_waits(
+    client: httpx.Client,
+) -> None:
+    """'Deny always' used to answer 200 and quietly deny once; a 100,000-character reason was
+    stored whole. Both are refused, and the call waits for a proper answer."""
+    session_id = create_session(client)
+    prompt(client, session_id, "/bash echo hi")
+    tool_call_id = wait_status(client, session_id, "awaiting_approval")["pending_approvals"][0][
+        "tool_call_id"
+    ]
+    url = f"/api/sessions/{session_id}/approvals/{tool_call_id}"
+
+    always = client.post(url, json={"decision": "deny", "always": True})
+    assert always.status_code == 422
+    assert "always applies to allow only" in error_of(always)["message"]
+    long = client.post(url, json={"decision": "deny", "reason": "x" * 1001})
+    assert long.status_code == 422
+    assert "at most 1000" in error_of(long)["message"]
+    cancel = client.post(f"/api/sessions/{session_id}/cancel", json={"reason": "y" * 1001})
+    assert cancel.status_code == 422
+
+    assert events(client, session_id, types="permission_decided") == []
+    assert client.post(url, json={"decision": "deny", "reason": "x" * 1000}).status_code == 200
+    wait_idle(client, session_id)
+    [decided] = events(client, session_id, types="permission_decided")
+    assert decided["decision"] == "deny" and len(decided["reason"]) == 1000
+
+
 def test_allow_always_adds_a_rule(client: httpx.Client) -> None:
     session_id = create_session(client)
     prompt(client, session_id, "/bash echo one")
