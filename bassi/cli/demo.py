@@ -225,6 +225,12 @@ async def _crash(n: Narrator, url: str, root: Path, settings: Settings) -> None:
             n.say(
                 f"recovery: run {report.run_id[:8]} of session {report.session_id[:8]}: {report.action}"
             )
+        if not any(r.session_id == session_id for r in manager.recovery):
+            n.say(
+                "no recovery here: another process owns this database (a running `bassi "
+                "serve`?), so recovering the killed run is its job, not the demo's"
+            )
+            return
         session = await manager.get(session_id)
         await session.wait()
         after = await manager.store.query(session_id=session_id, after=before)
