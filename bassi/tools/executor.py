@@ -22,7 +22,7 @@ from bassi.errors import ToolTimeout
 from bassi.events import ToolCallCompleted, ToolCallFailed
 from bassi.tools.base import DEFAULT_OUTPUT_CAP, Tool, ToolContext, ToolResult
 from bassi.tools.hooks import Hook, HookCall, apply_post_hooks
-from bassi.tools.output import cap_text
+from bassi.tools.output import cap_text, storable
 from bassi.tools.registry import ToolRegistry
 
 
@@ -125,7 +125,7 @@ class ToolExecutor:
                 tool_name=name,
                 is_error=True,
                 duration_ms=_ms_since(started),
-                error=str(exc) or type(exc).__name__,
+                error=storable(str(exc)) or type(exc).__name__,
                 error_type=type(exc).__name__,
             )
 
@@ -153,7 +153,7 @@ class ToolExecutor:
         return ToolOutcome(
             tool_call_id=tool_call_id,
             tool_name=name,
-            output=output,
+            output=storable(output),
             is_error=is_error,
             truncated=truncated,
             original_size=size,

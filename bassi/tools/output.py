@@ -17,6 +17,15 @@ class Capped:
     """Size in bytes (UTF-8) before it was cut."""
 
 
+def storable(text: str) -> str:
+    """`text` with each NUL character as U+FFFD, the mark undecodable bytes get already.
+
+    Binary output (`find -print0`, `cat` of an image) holds NULs, which PostgreSQL's jsonb
+    cannot store; the same output is recorded alike on every backend.
+    """
+    return text.replace("\x00", "\ufffd")
+
+
 def marker(*, kept: int, original_size: int) -> str:
     """The line appended to cut output."""
     return f"\n[output truncated: showing the first {kept} of {original_size} bytes]"

@@ -106,6 +106,32 @@ async def test_a_second_answer_while_the_first_is_being_recorded_is_refused(
     assert [(d.decision, d.decided_by) for d in decided] == [("allow", "user:ana")]  # type: ignore[union-attr]
 
 
+async def test_a_tool_result_that_cannot_be_stored_fails_the_call_not_the_run(
+    manager: SessionManager, workspace: Path
+) -> None:
+    """A custom tool returning text UTF-8 cannot encode (a lone surrogate): the call is
+    recorded as failed, saying why, and the model carries on."""
+    from bassi.messages import ToolUseBlock
+    from bassi.models.function import FunctionModel
+    from bassi.tools.base import tool
+
+    @tool(read_only=True)
+    def garbled() -> str:
+        """Return text that cannot be stored."""
+        return "half a character: \ud800"
+
+    manager.registry.register(garbled)
+    turns = iter([[ToolUseBlock(id="c1", name="garbled", input={})], "carried on"])
+    model = FunctionModel(lambda request: next(turns))
+    manager._model_factory = lambda spec: model  # type: ignore[assignment]
+    session = await manager.create(model="function", tools=["garbled"], workspace=str(workspace))
+
+    assert await run_text(session, "go") == "carried on"
+    [failed] = await manager.store.query(session_id=session.id, types=["tool_call_failed"])
+    assert failed.error_type == "InvalidEventError"  # type: ignore[union-attr]
+    assert "could not be recorded" in failed.error  # type: ignore[union-attr]
+
+
 async def test_parallel_tool_calls_and_approvals(manager: SessionManager, workspace: Path) -> None:
     (workspace / "a.txt").write_text("alpha")
     session = await manager.create(model="scripted", workspace=str(workspace))
