@@ -409,6 +409,7 @@ class Agent:
             decided_by="cancel",
             started_reason="the run was cancelled",
             unstarted_reason="the run ended before the call ran",
+            timed=True,
         )
         await self.port.append(*closing, *terminal)
 
@@ -460,10 +461,12 @@ def close_open_calls(
     started_reason: str,
     unstarted_reason: str,
     keep: Callable[[OpenToolCall], bool] = lambda call: False,
+    timed: bool = False,
 ) -> list[ev.Event]:
     """Events that give every open call of a run an end, so the history stays valid for any
     provider: a deny for a call still waiting for approval, then `tool_call_failed(interrupted)`.
-    Calls for which `keep` is true are left open (recovery re-runs idempotent ones).
+    Calls for which `keep` is true are left open (recovery re-runs idempotent ones). `timed`:
+    a started call's duration runs until now (a cancel, not a restart that came hours later).
     """
     ids = {"session_id": state.session_id, "run_id": run_id}
     closing: list[ev.Event] = []
@@ -489,6 +492,7 @@ def close_open_calls(
                 error=started_reason if call.started else unstarted_reason,
                 error_type="Interrupted",
                 interrupted=True,
+                duration_ms=_ms(call.started_at) if timed and call.started_at else 0,
             )
         )
     return closing

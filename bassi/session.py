@@ -50,6 +50,8 @@ class OpenToolCall:
     """`allow` or `deny` once `permission_decided` was recorded."""
     decided_input: Mapping[str, Any] | None = None
     """Arguments as rewritten by the decision (a hook), if they were."""
+    started_at: datetime | None = None
+    """When `tool_call_started` was recorded."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -272,6 +274,7 @@ def evolve(state: SessionState, event: ev.Event) -> SessionState:
                 event.input,
                 started=True,
                 decision=previous.decision if previous else None,
+                started_at=event.recorded_at,
             )
             return replace(
                 state, open_tool_calls={**state.open_tool_calls, event.tool_call_id: call}

@@ -286,3 +286,23 @@ async def test_a_cancel_right_after_the_prompt_records_the_cancel(tmp_path: Path
         assert session.state.status is SessionStatus.IDLE
         [end] = await m.store.query(session_id=session.id, types=list(ev.TERMINAL_RUN_TYPES))
     assert isinstance(end, ev.RunCancelled) and end.reason == "changed my mind"
+
+
+async def test_a_call_cut_off_by_a_cancel_records_how_long_it_ran(tmp_path: Path) -> None:
+    """The audit's duration of a call a cancel stopped is the time it ran, not 0."""
+    async with SessionManager.open(str(tmp_path / "b.db"), settings=make_settings(tmp_path)) as m:
+        session = await m.create(model="scripted", tools=["bash"], permission_mode="bypass")
+        await session.prompt("/bash sleep 30")
+        for _ in range(500):  # until the call is on record as started
+            calls = session.state.open_tool_calls.values()
+            if calls and all(c.started for c in calls):
+                break
+            await asyncio.sleep(0.02)
+        clock = asyncio.get_running_loop().time
+        started = clock()
+        await asyncio.sleep(0.4)
+        await session.cancel(reason="enough")
+        ran_ms = (clock() - started) * 1000
+        [failed] = await m.store.query(session_id=session.id, types=["tool_call_failed"])
+    assert isinstance(failed, ev.ToolCallFailed) and failed.interrupted
+    assert 400 <= failed.duration_ms <= ran_ms + 1000
