@@ -11,7 +11,6 @@ import contextlib
 import logging
 import os
 import signal
-import sqlite3
 import sys
 from collections.abc import Callable, Coroutine, Iterator
 from pathlib import Path
@@ -113,7 +112,7 @@ def run(main: Callable[[], Coroutine[Any, Any, T]]) -> T:
     except BrokenPipeError:
         raise
     except OSError as exc:
-        raise fail(one_line(str(exc))) from None
+        raise fail(database_error(exc) or one_line(str(exc))) from None
     except Exception as exc:
         message = database_error(exc)
         if message is None:
@@ -122,14 +121,10 @@ def run(main: Callable[[], Coroutine[Any, Any, T]]) -> T:
 
 
 def database_error(exc: BaseException) -> str | None:
-    """One line for an error the database raised (SQLite's own, or one SQLAlchemy wrapped),
-    else None. SQLAlchemy is only looked up if something already imported it."""
-    if isinstance(exc, sqlite3.Error):
-        return f"database error: {one_line(str(exc))}"
-    sa_exc = sys.modules.get("sqlalchemy.exc")
-    if sa_exc is not None and isinstance(exc, sa_exc.DBAPIError):
-        return f"database error: {one_line(str(exc.orig))}"
-    return None
+    """One line for an error the database raised, else None (see `bassi.store.dberror`)."""
+    from bassi.store.dberror import describe
+
+    return describe(exc)
 
 
 def one_line(text: str) -> str:

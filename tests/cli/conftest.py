@@ -6,7 +6,8 @@ import json
 import os
 import subprocess
 import sys
-from collections.abc import Mapping
+import uuid
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -100,3 +101,37 @@ def one_line_error(result: subprocess.CompletedProcess[str]) -> str:
     assert len(lines) == 1, result.stderr
     assert lines[0].startswith("bassi: ")
     return lines[0]
+
+
+@pytest.fixture
+def pg_server() -> str:
+    """The test PostgreSQL server's admin URL (skips without one, unless it is required)."""
+    url = os.environ.get("BASSI_TEST_POSTGRES_URL", "")
+    if not url:
+        if os.environ.get("BASSI_REQUIRE_POSTGRES"):
+            pytest.fail("BASSI_REQUIRE_POSTGRES is set but BASSI_TEST_POSTGRES_URL is not")
+        pytest.skip("PostgreSQL tests need BASSI_TEST_POSTGRES_URL")
+    return url
+
+
+@pytest.fixture
+def empty_pg(pg_server: str) -> Iterator[str]:
+    """The URL of a new PostgreSQL database with nothing in it (no bassi schema)."""
+    import asyncio
+
+    import asyncpg
+
+    name = f"bassi_cli_{os.getpid()}_{uuid.uuid4().hex[:8]}"
+
+    async def admin(sql: str) -> None:
+        conn = await asyncpg.connect(pg_server)
+        try:
+            await conn.execute(sql)
+        finally:
+            await conn.close()
+
+    asyncio.run(admin(f'CREATE DATABASE "{name}"'))
+    try:
+        yield f"{pg_server.rpartition('/')[0]}/{name}"
+    finally:
+        asyncio.run(admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))

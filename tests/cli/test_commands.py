@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import re
 import signal
+import socket
 import sqlite3
 import subprocess
 import time
@@ -216,6 +217,62 @@ def test_a_file_that_is_not_a_database_exits_1_with_one_line(bassi: Bassi) -> No
         result = bassi(*args, "--db", str(garbage), db=False)
         assert result.returncode == 1, (args, result.stderr)
         assert "database error: file is not a database" in one_line_error(result)
+
+
+def test_a_file_without_bassi_tables_says_to_upgrade(bassi: Bassi) -> None:
+    other = bassi.cwd / "other.db"
+    sqlite3.connect(other).execute("CREATE TABLE notes (text)").connection.commit()
+    for args, table in ((("sessions", "list"), "sessions"), (("events", "tail"), "events")):
+        result = bassi(*args, "--db", str(other), db=False)
+        assert result.returncode == 1, (args, result.stderr)
+        assert one_line_error(result) == (
+            f"bassi: the database has no bassi schema (no table {table!r}): run `bassi db upgrade`"
+        )
+
+
+READING_COMMANDS = (
+    ("sessions", "list"),
+    ("events", "tail"),
+    ("audit", "tools"),
+    ("db", "current"),
+)
+WRITING_COMMANDS = (("run", "hi"), ("chat",), ("db", "upgrade"))
+
+
+@pytest.mark.postgres
+def test_a_missing_postgres_database_is_one_line(bassi: Bassi, pg_server: str) -> None:
+    url = f"{pg_server.rpartition('/')[0]}/bassi_no_such_database"
+    for args in READING_COMMANDS + WRITING_COMMANDS:
+        result = bassi(*args, "--db", url, db=False)
+        assert result.returncode == 1, (args, result.stderr)
+        assert one_line_error(result) == (
+            'bassi: cannot connect to the database: database "bassi_no_such_database" '
+            "does not exist"
+        ), args
+
+
+@pytest.mark.postgres
+def test_an_unreachable_postgres_server_is_one_line(bassi: Bassi) -> None:
+    with socket.socket() as probe:  # a port nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    result = bassi(
+        "sessions", "list", "--db", f"postgresql://postgres@127.0.0.1:{port}/x", db=False
+    )
+    assert result.returncode == 1, result.stderr
+    assert one_line_error(result).startswith("bassi: cannot connect to the database: ")
+
+
+@pytest.mark.postgres
+def test_a_postgres_database_without_bassi_tables_says_to_upgrade(
+    bassi: Bassi, empty_pg: str
+) -> None:
+    for args, table in ((("sessions", "list"), "sessions"), (("events", "tail"), "events")):
+        result = bassi(*args, "--db", empty_pg, db=False)
+        assert result.returncode == 1, (args, result.stderr)
+        assert one_line_error(result) == (
+            f"bassi: the database has no bassi schema (no table {table!r}): run `bassi db upgrade`"
+        )
 
 
 def test_a_database_url_with_parameters_is_one_database(bassi: Bassi) -> None:
