@@ -78,11 +78,7 @@ def create_app(
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         owned = manager is None
-        try:
-            active = manager or await SessionManager.connect(settings=settings)
-        except Exception as exc:
-            app.state.startup_error = exc  # run_server reports it in one line
-            raise
+        active = manager or await SessionManager.connect(settings=settings)
         metrics = Metrics(active)
         context = WebContext(
             manager=active,
@@ -119,7 +115,6 @@ def create_app(
         redoc_url=None,
         openapi_url="/api/openapi.json",
     )
-    app.state.startup_error = None
     errors.install(app)
     app.include_router(auth.router)
     app.include_router(api.router)

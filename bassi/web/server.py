@@ -18,11 +18,13 @@ from pathlib import Path
 from types import FrameType
 from typing import TYPE_CHECKING, Any
 
-from bassi.errors import BassiError, ConfigError
+from bassi.errors import BassiError, ConfigError, StoreError
 from bassi.settings import Settings
 
 if TYPE_CHECKING:
     from fastapi import FastAPI
+
+    from bassi.manager import SessionManager
 
 # uvicorn and the app are imported only once the settings are known to be servable, so a
 # refused bind answers at once instead of after loading the whole web stack.
@@ -87,7 +89,8 @@ def run_server(*, settings: Settings, reload: bool = False) -> None:
     """Serve until SIGINT/SIGTERM; the store is flushed before this returns.
 
     Raises ConfigError for a non-loopback host without a token, OSError when the port is
-    taken, and the manager's error when the database cannot be opened.
+    taken, and StoreError (one line) when the database cannot be opened: before anything is
+    announced, so "serving on" means the database is open and recovered.
     """
     check_bind(settings)
     import uvicorn
@@ -104,13 +107,46 @@ def run_server(*, settings: Settings, reload: bool = False) -> None:
             **uvicorn_options(settings),
         )
         return
-    app = create_app(settings)
 
     class Server(uvicorn.Server):
-        """Ends open streams as soon as shutdown begins, and exits 0 after a clean shutdown."""
+        """Opens the database before serving, ends open streams as soon as shutdown begins, and
+        exits 0 after a clean shutdown."""
+
+        app: FastAPI | None = None
+
+        async def serve(self, sockets: list[socket.socket] | None = None) -> None:
+            # The database opens before anything is announced: one that cannot be opened is
+            # one line (raised from here), never "serving on" and uvicorn's startup traceback.
+            # A SIGTERM meanwhile lets recovery finish, then stops before serving.
+            with self.capture_signals():
+                manager = await open_manager(settings)
+                try:
+                    if not self.should_exit:
+                        self._announce(manager, sockets)
+                except BaseException:
+                    await manager.close()
+                    raise
+            try:
+                if not self.should_exit:
+                    await super().serve(sockets)
+            finally:
+                await manager.close()
+
+        def _announce(self, manager: SessionManager, sockets: list[socket.socket] | None) -> None:
+            self.app = create_app(settings, manager=manager)
+            self.config.app = self.app
+            if sockets:
+                host, port = sockets[0].getsockname()[:2]
+                shown = f"[{host}]" if ":" in host else host
+                print(f"bassi: serving on http://{shown}:{port}/", file=sys.stderr, flush=True)
+            # Everything imported so far (FastAPI, pydantic, the SDKs: a few hundred thousand
+            # objects) lives as long as the process. Out of the collector's sight, a full
+            # collection no longer walks all of it in the middle of a streaming run.
+            gc.collect()
+            gc.freeze()
 
         def handle_exit(self, sig: int, frame: FrameType | None) -> None:
-            context = getattr(app.state, "web", None)
+            context = getattr(self.app.state, "web", None) if self.app else None
             if context is not None:
                 context.drain()
             super().handle_exit(sig, frame)
@@ -125,27 +161,33 @@ def run_server(*, settings: Settings, reload: bool = False) -> None:
                 if isinstance(captured, list):
                     captured.clear()
 
-    server = Server(uvicorn.Config(app, **uvicorn_options(settings)))
-    # Bind before the lifespan opens the database: a taken port must fail before recovery
-    # touches the runs of whatever already serves there.
+    # The app is made once the database is open (in `Server.serve`); uvicorn only gets it then.
+    server = Server(uvicorn.Config(create_app, **uvicorn_options(settings)))
+    # Bind before the database is opened: a taken port must fail before recovery touches the
+    # runs of whatever already serves there.
     listener = bind(settings.host, settings.port)
-    host, port = listener.getsockname()[:2]
-    shown = f"[{host}]" if ":" in host else host
-    print(f"bassi: serving on http://{shown}:{port}/", file=sys.stderr, flush=True)
-    # Everything imported so far (FastAPI, pydantic, the SDKs: a few hundred thousand objects)
-    # lives as long as the process. Out of the collector's sight, a full collection no longer
-    # walks all of it in the middle of a streaming run.
-    gc.collect()
-    gc.freeze()
     try:
         server.run(sockets=[listener])
     finally:
         listener.close()
-    error = app.state.startup_error
-    if isinstance(error, BassiError):
-        raise error
-    if not server.started:
+    if not server.started and not server.should_exit:
         raise BassiError("the server did not start (see the log above)")
+
+
+async def open_manager(settings: Settings) -> SessionManager:
+    """The session manager on the configured database (migrated, runs recovered); a database
+    that cannot be opened raises StoreError with one readable line."""
+    from bassi.manager import SessionManager
+    from bassi.store.dberror import describe
+
+    try:
+        return await SessionManager.connect(settings=settings)
+    except BassiError:
+        raise
+    except Exception as exc:
+        lines = str(exc).strip().splitlines()
+        reason = lines[0] if lines else type(exc).__name__
+        raise StoreError(describe(exc) or f"cannot open the database: {reason}") from exc
 
 
 def app_from_environment() -> FastAPI:

@@ -553,6 +553,28 @@ def test_serve_refuses_an_exposed_bind_without_a_token_in_one_line(bassi: Bassi)
     assert "refusing to listen on 0.0.0.0 without a token" in one_line_error(result)
 
 
+def test_serve_on_a_file_that_is_not_a_database_is_one_line_before_serving(
+    bassi: Bassi,
+) -> None:
+    for db, says in (
+        ("/etc/passwd", "database error: file is not a database"),
+        (str(bassi.cwd), "database error: unable to open database file"),
+    ):
+        result = bassi("serve", "--port", "0", "--db", db, db=False, timeout=30)
+        assert result.returncode == 1, result.stderr
+        assert one_line_error(result) == f"bassi: {says}"  # and no "serving on" before it
+
+
+@pytest.mark.postgres
+def test_serve_on_a_missing_postgres_database_is_one_line(bassi: Bassi, pg_server: str) -> None:
+    url = f"{pg_server.rpartition('/')[0]}/bassi_no_such_database"
+    result = bassi("serve", "--port", "0", "--db", url, db=False, timeout=30)
+    assert result.returncode == 1, result.stderr
+    assert one_line_error(result) == (
+        'bassi: cannot connect to the database: database "bassi_no_such_database" does not exist'
+    )
+
+
 @pytest.mark.parametrize(
     ("args", "says"),
     [
