@@ -24,6 +24,9 @@ ENVELOPE_FIELDS: set[str] = set(
 )
 """Fields every event carries; everything else is the type's own payload."""
 
+MAX_SEQ = 2**63 - 1
+"""The largest seq or position (or cursor) there can be: a 64-bit integer in both databases."""
+
 PermissionMode = Literal["default", "accept_edits", "plan", "bypass"]
 
 

@@ -12,6 +12,7 @@ import typer
 from bassi.cli.app import DbOption, JsonOption, app, existing_db, fail, run
 from bassi.cli.lookup import find_session, reading
 from bassi.cli.render import line
+from bassi.events import MAX_SEQ
 
 events_app = typer.Typer(help="Read the event log.", no_args_is_help=True)
 app.add_typer(events_app, name="events")
@@ -41,8 +42,8 @@ def tail(
     db: DbOption = None,
 ) -> None:
     """Print the last events of the log (or of one session), then follow it with --follow."""
-    if after is not None and after < 0:
-        raise fail("--after must be 0 or more", 2)
+    if after is not None and not 0 <= after <= MAX_SEQ:  # the database's 64-bit integers
+        raise fail(f"--after must be from 0 to {MAX_SEQ}", 2)
     if lines < 0:
         raise fail("--lines must be 0 or more", 2)
     url = existing_db(db)

@@ -11,6 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from bassi import __version__
 from bassi import events as ev
 from bassi.errors import ConfigError, InvalidInput, PayloadTooLarge
+from bassi.events import MAX_SEQ
 from bassi.manager import Session
 from bassi.models.catalog import provider_status
 from bassi.web.context import Context
@@ -20,10 +21,6 @@ router = APIRouter(prefix="/api", tags=["api"])
 
 WEB_USER = "web"
 """Who the events say sent a prompt or decided an approval through this interface."""
-
-
-MAX_SEQ = 2**63 - 1
-"""The largest seq (or cursor) there can be: a 64-bit integer in both databases."""
 
 
 class _Body(BaseModel):

@@ -37,8 +37,9 @@ from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 
 from bassi import events as ev
 from bassi.errors import BassiError, ConfigError
+from bassi.events import MAX_SEQ
 from bassi.store.subscription import Subscription
-from bassi.web.api import MAX_SEQ, WEB_USER, Approval, check_prompt_size, decide
+from bassi.web.api import WEB_USER, Approval, check_prompt_size, decide
 from bassi.web.context import Context, WebContext, web_context
 from bassi.web.errors import deny_websocket, describe, validation_message
 

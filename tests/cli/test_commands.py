@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import pytest
 
 from bassi import events as ev
+from bassi.events import MAX_SEQ
 from tests.cli.conftest import (
     Bassi,
     clean_env,
@@ -426,6 +427,28 @@ def test_events_tail_prints_the_last_events_and_a_session_from_a_cursor(history:
     assert events[0].seq == 4
     assert {e.session_id for e in events} == {history.chat}
     assert events[-1].type == "run_completed"
+
+
+def test_events_tail_cursors_beyond_64_bits_are_usage_errors(history: History) -> None:
+    top = str(MAX_SEQ)
+    for session in ((), (history.chat,)):
+        for bad in (str(MAX_SEQ + 1), "-1"):
+            result = history.bassi("events", "tail", *session, "--after", bad)
+            assert result.returncode == 2, result.stderr
+            assert one_line_error(result) == f"bassi: --after must be from 0 to {top}"
+        result = history.bassi("events", "tail", *session, "--after", top)
+        assert (result.returncode, result.stdout) == (0, ""), result.stderr
+    many = history.bassi("events", "tail", "--lines", str(MAX_SEQ + 1))
+    assert many.returncode == 0 and "run_completed" in many.stdout, many.stderr
+
+
+@pytest.mark.postgres
+def test_events_tail_cursors_on_postgres(bassi: Bassi, empty_pg: str) -> None:
+    assert bassi("run", "hi", "--db", empty_pg, db=False).returncode == 0
+    for after, code in ((str(MAX_SEQ), 0), (str(MAX_SEQ + 1), 2)):
+        result = bassi("events", "tail", "--after", after, "--db", empty_pg, db=False)
+        assert result.returncode == code, result.stderr
+        assert result.stdout == ""
 
 
 # --- audit ---------------------------------------------------------------------------------
