@@ -144,6 +144,25 @@ def test_an_untrusted_workspace_file_cannot_switch_to_bypass(bassi: Bassi) -> No
     assert not (bassi.cwd / "pwned.txt").exists()
 
 
+@pytest.mark.parametrize("where", ["home", "workspace"])
+@pytest.mark.parametrize("bad", ["not utf-8", "a directory"])
+def test_a_settings_file_that_cannot_be_read_is_one_line_and_runs_nothing(
+    bassi: Bassi, where: str, bad: str
+) -> None:
+    path = bassi.home / "config.toml" if where == "home" else bassi.cwd / ".bassi" / "settings.toml"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if bad == "a directory":
+        path.mkdir()
+        reason = "Is a directory"
+    else:
+        path.write_bytes(b"\xff\xfe")
+        reason = "not UTF-8 text (byte 0xff at offset 0)"
+    result = bassi("run", "hi")
+    assert result.returncode == 2, result.stderr
+    assert one_line_error(result) == f"bassi: cannot read {path}: {reason}"
+    assert not bassi.db.exists()  # nothing ran on settings it could not read
+
+
 # --- sessions ------------------------------------------------------------------------------
 
 
