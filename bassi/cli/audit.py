@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import math
 import sys
 from typing import Annotated, Any
 
@@ -58,14 +59,30 @@ def audit(
     else:
         result = run(lambda: run_query(url, query))
     if as_json:
-        rows = [dict(zip(result.columns, row, strict=True)) for row in result.rows]
-        typer.echo(json.dumps(rows, ensure_ascii=False, indent=2, default=str))
+        rows = [
+            {c: _json_value(v) for c, v in zip(result.columns, row, strict=True)}
+            for row in result.rows
+        ]
+        typer.echo(json.dumps(rows, ensure_ascii=False, indent=2, default=str, allow_nan=False))
     elif as_csv:
         writer = csv.writer(sys.stdout)
         writer.writerow(result.columns)
         writer.writerows(result.rows)
     else:
         _table(result)
+
+
+def _json_value(value: Any) -> Any:
+    """`value` as JSON can hold it: a float JSON has no number for (inf, -inf, nan) becomes the
+    string PostgreSQL and JavaScript's Number() spell it with, "Infinity", "-Infinity" or "NaN",
+    so it stays itself and apart from SQL NULL (null) while the output stays valid JSON."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return "NaN" if math.isnan(value) else ("Infinity" if value > 0 else "-Infinity")
+    if isinstance(value, list | tuple):
+        return [_json_value(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _json_value(v) for k, v in value.items()}
+    return value
 
 
 def _cell(value: Any) -> str:

@@ -473,6 +473,15 @@ def test_events_tail_cursors_on_postgres(bassi: Bassi, empty_pg: str) -> None:
 # --- audit ---------------------------------------------------------------------------------
 
 
+def test_audit_json_is_valid_json_for_numbers_json_has_not(history: History) -> None:
+    result = history.bassi(
+        "audit", "SELECT 1e999 AS up, -1e999 AS down, 1.5 AS plain, NULL AS missing", "--json"
+    )
+    assert result.returncode == 0, result.stderr
+    rows = json.loads(result.stdout, parse_constant=lambda name: pytest.fail(f"emitted {name}"))
+    assert rows == [{"up": "Infinity", "down": "-Infinity", "plain": 1.5, "missing": None}]
+
+
 def test_audit_reports(history: History) -> None:
     tools = history.bassi("audit", "tools", "--json")
     rows = {r["tool_name"]: r for r in json.loads(tools.stdout)}
