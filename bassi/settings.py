@@ -57,7 +57,7 @@ class Settings(BaseModel):
 
     home: Path = Field(default_factory=lambda: Path.home() / ".bassi")
     """bassi's own directory: config, default database, history."""
-    database: str | None = None
+    database: str | None = Field(default=None, min_length=1)
     """Database path or URL; None means `HOME/bassi.db`."""
     default_model: str | None = None
     """`provider:name` for new sessions; None picks a configured provider or `scripted`."""

@@ -147,3 +147,11 @@ def test_an_allow_rule_in_any_spelling_needs_trust(home: Path, workspace: Path, 
         f"rules = [{json.dumps(rule)}, 'ask:grep']\n"
     )
     assert load(home, workspace).rules == ("ask:grep",)
+
+
+def test_an_empty_database_setting_is_refused_not_taken_as_the_default(
+    home: Path, workspace: Path
+) -> None:
+    (home / "config.toml").write_text('database = ""\n')
+    with pytest.raises(ConfigError, match="invalid setting database"):
+        load(home, workspace)

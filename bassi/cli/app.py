@@ -39,9 +39,21 @@ app = typer.Typer(
     add_completion=False,
 )
 
+
+def _not_empty_db(value: str | None) -> str | None:
+    """`--db ""` (an unset variable in a script, say) is a mistake, not "the default database"."""
+    if value is not None and not value.strip():
+        raise typer.BadParameter("give a database path or URL, not an empty string")
+    return value
+
+
 DbOption = Annotated[
     str | None,
-    typer.Option("--db", help="Database path or URL (default: $BASSI_HOME/bassi.db)."),
+    typer.Option(
+        "--db",
+        help="Database path or URL (default: $BASSI_HOME/bassi.db).",
+        callback=_not_empty_db,
+    ),
 ]
 ModelOption = Annotated[
     str | None, typer.Option("--model", "-m", help="Model as provider:name, e.g. scripted.")

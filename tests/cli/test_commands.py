@@ -598,6 +598,18 @@ def test_usage_errors_exit_2_with_one_line(
     assert message in one_line_error(result)
 
 
+@pytest.mark.parametrize(
+    "args", [("run", "hi"), ("sessions", "list"), ("db", "upgrade"), ("serve", "--port", "0")]
+)
+def test_an_empty_db_is_refused_not_taken_as_the_default(
+    bassi: Bassi, args: tuple[str, ...]
+) -> None:
+    result = bassi(*args, "--db", "", db=False, timeout=30)
+    assert result.returncode == 2, result.stderr
+    assert "Invalid value for '--db': give a database path or URL" in one_line_error(result)
+    assert not bassi.home.exists()  # the default database was not created
+
+
 def test_serve_refuses_an_exposed_bind_without_a_token_in_one_line(bassi: Bassi) -> None:
     result = bassi("serve", "--host", "0.0.0.0", "--port", "1")
     assert result.returncode == 2
