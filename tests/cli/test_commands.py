@@ -10,6 +10,7 @@ import sqlite3
 import subprocess
 import time
 from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 
@@ -661,3 +662,33 @@ def test_serve_refuses_a_bad_rule_in_the_config(bassi: Bassi) -> None:
     result = bassi("serve", "--port", "0", timeout=30)
     assert result.returncode == 2
     assert "invalid permission rule 'deny:bash(rm*'" in one_line_error(result)
+
+
+def test_every_command_but_models_and_version_takes_db() -> None:
+    # README: "Every command that uses a database (all but `bassi models` and `bassi version`)
+    # takes `--db`".
+    from typing import Any
+
+    import typer.main
+
+    from bassi.cli import app
+
+    def leaves(command: Any, path: str) -> list[tuple[str, Any]]:
+        if hasattr(command, "commands"):  # a group (typer vendors click's classes)
+            return [
+                leaf
+                for name, sub in command.commands.items()
+                for leaf in leaves(sub, f"{path} {name}".strip())
+            ]
+        return [(path, command)]
+
+    without = {
+        path
+        for path, command in leaves(typer.main.get_command(app), "")
+        if not any("--db" in p.opts for p in command.params)
+    }
+    assert without == {"models", "version"}
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    assert "Every command that uses a database (all but `bassi models` and `bassi version`)" in (
+        " ".join(readme.split())
+    )
