@@ -74,6 +74,14 @@ class Terminal:
     def ctrl_c(self) -> None:
         self.send("\x03")
 
+    def ctrl_c_at_prompt(self) -> None:
+        """Ctrl-C at an input() prompt just seen. CPython's readline loop looks at pending
+        signals only when its select() is interrupted; a SIGINT that lands while readline is
+        still setting up (the prompt is already printed) waits for the next key. A person
+        is never that quick, so wait as one would."""
+        time.sleep(0.3)
+        self.ctrl_c()
+
     def wait(self, timeout: float = 60) -> int:
         deadline = time.monotonic() + timeout
         while self.process.poll() is None and time.monotonic() < deadline:

@@ -87,10 +87,10 @@ def test_always_allows_the_same_call_from_then_on(chat: Terminal) -> None:
     chat.expect(r"bash returned: one")
     assert chat.output.count("[a]lways: ") == 1
     chat.expect(r"> ")
-    chat.ctrl_c()
+    chat.ctrl_c_at_prompt()
     chat.expect(r"Ctrl-C again")
     chat.expect(r"> ")
-    chat.ctrl_c()  # twice at the prompt quits
+    chat.ctrl_c_at_prompt()  # twice at the prompt quits
     assert chat.wait() == 0
 
 
