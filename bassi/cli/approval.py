@@ -9,7 +9,7 @@ from rich.markup import escape
 from rich.panel import Panel
 
 from bassi import events as ev
-from bassi.cli.render import compact
+from bassi.cli.render import compact, visible
 
 Answer = Literal["y", "n", "always"]
 
@@ -31,9 +31,9 @@ def ask(console: Console, request: ev.PermissionRequested) -> Answer:
     """Show the call and read an answer; end of input counts as no."""
     console.print(
         Panel(
-            escape(compact(request.input)),
-            title=f"allow {escape(request.tool_name)}?",
-            subtitle=escape(request.reason) if request.reason else None,
+            escape(visible(compact(request.input))),
+            title=f"allow {escape(visible(request.tool_name))}?",
+            subtitle=escape(visible(request.reason)) if request.reason else None,
             title_align="left",
             expand=False,
             border_style="yellow",

@@ -15,7 +15,7 @@ from rich.text import Text
 
 from bassi.cli.app import DbOption, app, existing_db, fail, run
 from bassi.cli.lookup import find_session, reading
-from bassi.cli.render import console
+from bassi.cli.render import console, visible
 from bassi.store.audit import REPORTS, AuditResult, run_query, run_report
 
 
@@ -89,13 +89,13 @@ def _cell(value: Any) -> str:
     """A value on one line of at most 60 characters (--json and --csv give it whole)."""
     if value is None:
         return ""
-    text = " ".join(str(value).split())
+    text = visible(" ".join(str(value).split()))
     return text if len(text) <= 60 else text[:59] + "…"
 
 
 def _table(result: AuditResult) -> None:
     out = console()
-    table = Table(*(escape(c) for c in result.columns), header_style="bold")
+    table = Table(*(escape(visible(c)) for c in result.columns), header_style="bold")
     for row in result.rows:
         table.add_row(*(Text(_cell(v)) for v in row))
     out.print(table)

@@ -34,7 +34,7 @@ from bassi.cli.app import (
     one_line,
 )
 from bassi.cli.approval import TERMINAL_USER, ask
-from bassi.cli.render import LiveView, console, usage_text
+from bassi.cli.render import LiveView, console, usage_text, visible
 from bassi.errors import BassiError
 
 if TYPE_CHECKING:
@@ -107,7 +107,7 @@ class Chat:
             loop.call_soon_threadsafe(self.step.cancel)
 
     def say(self, message: str, style: str = "dim") -> None:
-        self.console.print(Text(message, style=style))
+        self.console.print(Text(visible(message), style=style))
 
     def banner(self) -> None:
         state = self.session.state
@@ -209,9 +209,9 @@ class Chat:
             mark = " *" if s.session_id == self.session.id else ""
             table.add_row(
                 Text(s.session_id + mark),
-                Text(s.title or "-"),
+                Text(visible(s.title or "-")),
                 s.status,
-                Text(s.model),
+                Text(visible(s.model)),
                 str(s.runs),
                 f"{s.input_tokens}/{s.output_tokens}",
             )

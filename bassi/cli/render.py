@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import sys
 from typing import Any, TextIO, assert_never
 
@@ -33,6 +34,31 @@ def console(*, stderr: bool = False, width: int = 200) -> Console:
         width=None if terminal else width,
         soft_wrap=not terminal,
     )
+
+
+_CONTROL = re.compile(r"\r\n|[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
+"""What a terminal would act on rather than show: C0 controls but newline and tab (ESC starts
+colour, cursor, title and clipboard sequences; a lone CR overwrites the line), DEL, C1 controls
+(U+009B is CSI on terminals that take C1 in UTF-8) and the bidi overrides and isolates that
+reorder what is seen (Trojan Source)."""
+
+
+def _shown(match: re.Match[str]) -> str:
+    char = match.group()
+    if char == "\r\n":  # a Windows line end is a line end, not something to point at
+        return "\n"
+    return f"\\x{ord(char):02x}" if ord(char) < 0x100 else f"\\u{ord(char):04x}"
+
+
+def visible(text: str) -> str:
+    """`text` safe to print to a terminal: every control character but newline and tab as a
+    `\\x1b`-style escape (bidi controls as `\\u202e`), so text that came from a model, a tool
+    or the log can be read but cannot clear the screen, retitle the window, or hide text.
+
+    Every place the CLI shows such text to a person goes through here; `--json`, `--csv` and
+    exports are data, and stay as they are.
+    """
+    return _CONTROL.sub(_shown, text)
 
 
 def clip(text: str, width: int = 80) -> str:
@@ -116,7 +142,7 @@ def summary(event: ev.Event) -> str:
 
 def line(event: ev.Event) -> str:
     """`position  session  seq  type  summary` for `events tail`."""
-    return (
+    return visible(
         f"{event.position or 0:>6}  {event.session_id[:8]}  #{event.seq:<4} "
         f"{event.type:<22} {summary(event)}"
     )
@@ -142,6 +168,7 @@ class LiveView:
     def _write(self, chunk: str, style: str | None = None) -> None:
         if not chunk:
             return
+        chunk = visible(chunk)
         if self.text is not None and style is None:
             self.text.write(chunk)
             self.text.flush()
@@ -158,7 +185,7 @@ class LiveView:
     def note(self, message: str, style: str = "dim") -> None:
         """A line about the run (not part of the reply)."""
         self.newline()
-        self.console.print(message, style=style, markup=False, highlight=False)
+        self.console.print(visible(message), style=style, markup=False, highlight=False)
 
     def show(self, event: ev.Event) -> None:
         """Render one event of a run."""
@@ -183,15 +210,15 @@ class LiveView:
                 self.newline()
                 self.console.print(
                     Panel(
-                        escape(compact(event.input)),
-                        title=f"tool {escape(event.tool_name)}",
+                        escape(visible(compact(event.input))),
+                        title=f"tool {escape(visible(event.tool_name))}",
                         title_align="left",
                         expand=False,
                         border_style="cyan",
                     )
                 )
             case ev.ToolCallCompleted():
-                lines = event.output.splitlines() or [""]
+                lines = visible(event.output).splitlines() or [""]
                 shown = "\n".join(clip(x, 100) for x in lines[:6])
                 more = f"\n… {len(lines) - 6} more lines" if len(lines) > 6 else ""
                 style = "red" if event.is_error else "dim"

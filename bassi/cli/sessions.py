@@ -15,7 +15,7 @@ from rich.text import Text
 from bassi import events as ev
 from bassi.cli.app import DbOption, app, existing_db, load_settings, run
 from bassi.cli.lookup import find_session, reading
-from bassi.cli.render import compact, console, usage_text
+from bassi.cli.render import compact, console, usage_text, visible
 from bassi.messages import TextBlock, ThinkingBlock, ToolResultBlock, ToolUseBlock
 from bassi.session import FOLD_TYPES, SessionState, replay
 from bassi.store.readmodel import SessionSummary
@@ -60,9 +60,9 @@ def list_sessions(
     for s in rows:
         table.add_row(
             Text(s.session_id),
-            Text(s.title or "-"),
+            Text(visible(s.title or "-")),
             Text(s.status),
-            Text(s.model),
+            Text(visible(s.model)),
             str(s.runs),
             f"{s.input_tokens}/{s.output_tokens}",
             Text(s.updated_at[:19].replace("T", " ")),
@@ -96,17 +96,19 @@ def show(session: SessionArg, db: DbOption = None) -> None:
         "events": str(summary.last_seq),
     }
     for key, value in facts.items():
-        out.print(Text.assemble((f"{key:>16}  ", "bold"), value))
+        out.print(Text.assemble((f"{key:>16}  ", "bold"), visible(value)))
     for pending in state.pending_approvals.values():
         out.print(
             Text(
-                f"  awaiting approval: {pending.tool_name} {compact(dict(pending.input))} "
-                f"(tool call {pending.tool_call_id})",
+                visible(
+                    f"  awaiting approval: {pending.tool_name} {compact(dict(pending.input))} "
+                    f"(tool call {pending.tool_call_id})"
+                ),
                 style="yellow",
             )
         )
     out.print()
-    out.print(Text(_markdown_body(state)))
+    out.print(Text(visible(_markdown_body(state))))
 
 
 @sessions_app.command("export")

@@ -94,6 +94,19 @@ def test_always_allows_the_same_call_from_then_on(chat: Terminal) -> None:
     assert chat.wait() == 0
 
 
+def test_control_codes_in_a_tools_output_are_shown_not_obeyed(chat: Terminal) -> None:
+    chat.expect(r"> ")
+    chat.line(r"/bash printf 'X\033]0;HACKED\007Y\033[2JZ'")
+    chat.expect(r"\[a\]lways: ")
+    chat.line("y")
+    chat.expect(r"bash returned: X\\x1b\]0;HACKED\\x07Y\\x1b\[2JZ")  # the model's reply
+    chat.expect(r"> ")
+    chat.line("/exit")
+    assert chat.wait() == 0
+    assert r"X\x1b]0;HACKED\x07Y\x1b[2JZ" in chat.output.split("[a]lways: ")[1]  # the card
+    assert "\x1b]0;" not in chat.output and "\x1b[2J" not in chat.output
+
+
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGHUP])
 def test_a_chat_ended_by_a_signal_cancels_its_run_on_the_record(
     bassi: Bassi, chat: Terminal, sig: signal.Signals

@@ -429,6 +429,51 @@ def test_a_second_command_cannot_take_over_a_session_another_is_running(bassi: B
     assert not [e for e in lines if e["type"] in ("run_interrupted", "session_recovered")]
 
 
+# --- terminal control codes ----------------------------------------------------------------
+
+RAW_CONTROLS = ("\x1b", "\x07", "\x9b", "\x0d", "\u202e")
+"""What must never reach a terminal from a model, a tool or the log: ESC (screen clears,
+colours, window titles), BEL, CSI as a C1 control, a lone carriage return (overwrites the
+line), a bidi override (reorders what is seen)."""
+
+
+def test_control_codes_from_a_model_or_a_tool_are_shown_not_obeyed(bassi: Bassi) -> None:
+    # A reply with a screen clear and a bidi override (the scripted model echoes the prompt),
+    # and a tool whose output retitles the window, rings, clears, overwrites and sends a CSI.
+    reply = bassi("run", "a \x1b[2J b \u202e c")
+    assert reply.returncode == 0, reply.stderr
+    assert reply.stdout == "Echo #1: a \\x1b[2J b \\u202e c\n"
+    command = r"printf 'X\033]0;HACKED\007Y\033[2JZ\rW\302\233'"
+    tool = bassi("run", f"/bash {command}", "--yes")
+    assert tool.returncode == 0, tool.stderr
+    shown = r"X\x1b]0;HACKED\x07Y\x1b[2JZ\x0dW\x9b"
+    assert shown in tool.stdout  # the model's reply quotes the output
+    assert shown in tool.stderr  # the tool card
+    session = session_of(tool.stderr)
+
+    readers = [
+        ("events", "tail", "-n", "100"),
+        ("sessions", "list"),
+        ("sessions", "show", session),
+        ("audit", "tools"),
+        ("audit", "SELECT json_extract(payload, '$.output') AS output FROM events"),
+    ]
+    for args in [*readers, ("run", "x", "--session", session)]:
+        result = bassi(*args)
+        assert result.returncode == 0, (args, result.stderr)
+        printed = result.stdout + result.stderr
+        assert not [c for c in RAW_CONTROLS if c in printed], (args, printed)
+    for args in readers[:1] + readers[3:]:
+        assert "\\x1b]0;HACKED" in bassi(*args).stdout, args
+
+    # --json output is data: JSON escapes ESC and BEL, and it decodes to exactly what ran.
+    raw = bassi("events", "tail", session, "--after", "0", "--json").stdout
+    assert "\x1b" not in raw and "\x07" not in raw and "\\u001b]0;HACKED" in raw
+    lines = [json.loads(x) for x in raw.splitlines()]
+    [completed] = [x for x in lines if x["type"] == "tool_call_completed"]
+    assert completed["output"].startswith("X\x1b]0;HACKED\x07Y\x1b[2JZ\rW\x9b")
+
+
 # --- events --------------------------------------------------------------------------------
 
 
