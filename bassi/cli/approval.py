@@ -7,6 +7,7 @@ from typing import Literal
 from rich.console import Console
 from rich.markup import escape
 from rich.panel import Panel
+from rich.text import Text
 
 from bassi import events as ev
 from bassi.cli.render import compact, visible
@@ -29,11 +30,15 @@ the web's answers are `user:web`."""
 
 def ask(console: Console, request: ev.PermissionRequested) -> Answer:
     """Show the call and read an answer; end of input counts as no."""
+    body = Text(visible(compact(request.input)))
+    if request.reason:
+        # In the panel, not on its border: a border is as wide as the call, and would cut a
+        # reason longer than that off mid-word.
+        body.append("\n" + visible(request.reason), style="italic")
     console.print(
         Panel(
-            escape(visible(compact(request.input))),
+            body,
             title=f"allow {escape(visible(request.tool_name))}?",
-            subtitle=escape(visible(request.reason)) if request.reason else None,
             title_align="left",
             expand=False,
             border_style="yellow",

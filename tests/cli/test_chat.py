@@ -94,6 +94,18 @@ def test_always_allows_the_same_call_from_then_on(chat: Terminal) -> None:
     assert chat.wait() == 0
 
 
+def test_the_approval_panel_shows_the_whole_reason(chat: Terminal) -> None:
+    chat.expect(r"> ")
+    chat.line("/bash ls")
+    panel = chat.expect(r"allow bash\?(.|\n)*?\[a\]lways: ").group()
+    # Was a subtitle on the border, as wide as `{"command": "ls"}`: "default mode ask".
+    assert "default mode asks before exec tools" in panel
+    chat.line("n")
+    chat.expect(r"> ")
+    chat.line("/exit")
+    assert chat.wait() == 0
+
+
 def test_control_codes_in_a_tools_output_are_shown_not_obeyed(chat: Terminal) -> None:
     chat.expect(r"> ")
     chat.line(r"/bash printf 'X\033]0;HACKED\007Y\033[2JZ'")
