@@ -27,7 +27,7 @@ import logging
 from bisect import bisect_right
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Iterator
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args
 
 from fastapi import APIRouter, Header, Query
 from fastapi.responses import StreamingResponse
@@ -109,6 +109,27 @@ Command = Annotated[
     PromptCommand | CancelCommand | ApprovalCommand | PingCommand, Field(discriminator="type")
 ]
 _COMMANDS: TypeAdapter[Command] = TypeAdapter(Command)
+_COMMAND_TYPES = frozenset(
+    get_args(kind.model_fields["type"].annotation)[0]
+    for kind in (PromptCommand, CancelCommand, ApprovalCommand, PingCommand)
+)
+
+
+def _claimed(text: str) -> dict[str, Any]:
+    """The `id` and command type an invalid command carries, so that its error reply still
+    says which command it answers: whatever of the two the text has, as a JSON object."""
+    try:
+        data = json.loads(text)
+    except (ValueError, RecursionError):  # not JSON, or nested too deep to read back
+        return {}
+    if not isinstance(data, dict):
+        return {}
+    claimed: dict[str, Any] = {}
+    if isinstance(data.get("id"), str | int) and not isinstance(data["id"], bool):
+        claimed["id"] = data["id"]
+    if isinstance(data.get("type"), str) and data["type"] in _COMMAND_TYPES:
+        claimed["command"] = data["type"]
+    return claimed
 
 
 # --- shared plumbing -----------------------------------------------------------------------
@@ -444,6 +465,7 @@ async def _command(session_id: str, text: str | None, context: WebContext) -> di
         try:
             command = _COMMANDS.validate_json(text)
         except ValidationError as exc:
+            reply.update(_claimed(text))
             raise ConfigError(f"invalid command: {validation_message(exc.errors())}") from None
         reply.update(id=command.id, command=command.type)
         # The session as the log has it now (another process may have written to it since

@@ -316,6 +316,20 @@ async def test_websocket_commands_prompt_approve_cancel_and_errors(
             reply = await command(bad)
             assert reply["ok"] is False and reply["status"] == 422, bad
 
+        # A client matches replies to commands by id: an invalid command's reply repeats it too.
+        for bad, echoed in (
+            ({"type": "prompt", "id": 42}, {"id": 42, "command": "prompt"}),
+            ({"type": "cancel", "id": 44, "mode": "x"}, {"id": 44, "command": "cancel"}),
+            ({"type": "approval", "id": "a1"}, {"id": "a1", "command": "approval"}),
+            ({"type": "launch", "id": "l"}, {"id": "l", "command": None}),
+            ({"type": ["prompt"], "id": True}, {"id": None, "command": None}),
+            ([{"type": "ping", "id": 1}], {"id": None, "command": None}),
+            ("[" * 100_000, {"id": None, "command": None}),
+        ):
+            reply = await command(bad)
+            assert reply["ok"] is False and reply["status"] == 422, bad
+            assert {k: reply[k] for k in echoed} == echoed, (bad, reply)
+
         started = await command({"type": "prompt", "content": "/bash echo hi"})
         assert started["ok"] is True
         busy = await command({"type": "prompt", "content": "again"})
