@@ -205,6 +205,64 @@ def test_a_long_title_does_not_push_the_page_wider_than_the_window(
     assert send_box is not None and send_box["x"] + send_box["width"] <= width
 
 
+def test_a_phone_width_screen_gets_a_usable_layout(
+    browser: Browser, ui_server: ProcessServer
+) -> None:
+    """At 420 px the sidebar used to keep its 260 px and leave the conversation and the
+    composer 160 px: one letter per line, the fallback note and the error toast overflowing."""
+    context = browser.new_context(viewport={"width": 420, "height": 800})
+    context.set_default_timeout(10_000)
+    watched = Watched(context.new_page())
+    page = watched.page
+
+    def box(selector: str) -> dict[str, float]:
+        found = page.locator(selector).bounding_box()
+        assert found is not None, selector
+        return found
+
+    def inside_the_window(selector: str) -> None:
+        b = box(selector)
+        assert b["x"] >= 0 and b["x"] + b["width"] <= 420 + 0.5, (selector, b)
+
+    def not_wider_than_the_window() -> None:
+        assert page.evaluate("document.documentElement.scrollWidth") <= 420
+        assert page.evaluate("document.body.scrollWidth") <= 420
+
+    try:
+        page.goto(ui_server.url)
+        expect(page.locator("#fallback-note")).to_contain_text("scripted model")
+        new_session(page, "on a phone")
+        send(page, "hello from a small screen")
+        expect(page.locator(".msg.assistant").last).to_contain_text("Echo #1: hello from")
+        not_wider_than_the_window()
+        for selector in ("#fallback-note", "#session-bar", "#conversation", "#composer"):
+            inside_the_window(selector)
+        assert box("#prompt")["width"] >= 250  # room for words, not a letter per line
+        assert box("#conversation")["width"] >= 400
+        assert box("#conversation")["height"] >= 250
+        composer = box("#composer")
+        assert composer["y"] + composer["height"] <= 800 + 0.5  # on screen without scrolling
+        expect(page.locator(".session-item.active")).to_be_visible()
+
+        # An error: the toast fits the window and leaves the session list alone.
+        page.fill("#model-input", "nope:no-such-model")
+        page.press("#model-input", "Enter")
+        expect(page.locator("#toast")).to_be_visible()
+        inside_the_window("#toast")
+        toast, sessions = box("#toast"), box("#session-list")
+        assert toast["y"] >= sessions["y"] + sessions["height"], (toast, sessions)
+        watched.shoot("test_a_phone_width_screen_gets_a_usable_layout")
+
+        page.click("#toggle-inspector")
+        expect(page.locator("#inspector-list li").first).to_be_visible()
+        not_wider_than_the_window()
+        inside_the_window("#inspector")
+    finally:
+        watched.shoot("test_a_phone_width_screen_gets_a_usable_layout-last")
+        context.close()
+    assert watched.dialogs == [] and watched.errors == [], (watched.dialogs, watched.errors)
+
+
 def test_with_a_provider_key_the_conversation_keeps_the_height(
     watched: Watched, tmp_path: Path
 ) -> None:
