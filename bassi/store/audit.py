@@ -16,6 +16,7 @@ from typing import Any
 from urllib.parse import quote
 
 from bassi.errors import StoreError
+from bassi.store.dberror import missing_schema
 
 REPORTS: dict[str, str] = {
     "tools": """
@@ -66,11 +67,18 @@ async def run_report(url: str, name: str, *, session_id: str | None = None) -> A
     """One of `REPORTS`, optionally for one session."""
     if name not in REPORTS:
         raise AuditQueryError(f"unknown report {name!r} (known: {', '.join(REPORTS)})")
-    if session_id is None:
-        return await run_query(url, REPORTS[name].format(where=""))
-    mark = "$1" if url.startswith("postgresql") else "?"
-    sql = REPORTS[name].format(where=f"WHERE session_id = {mark}")
-    return await run_query(url, sql, [session_id])
+    params: list[str] = []
+    sql = REPORTS[name].format(where="")
+    if session_id is not None:
+        mark = "$1" if url.startswith("postgresql") else "?"
+        sql, params = REPORTS[name].format(where=f"WHERE session_id = {mark}"), [session_id]
+    try:
+        return await run_query(url, sql, params)
+    except AuditQueryError as exc:  # a report's views are bassi's: missing, bassi is missing
+        hint = missing_schema(exc.__cause__) if exc.__cause__ is not None else None
+        if hint is None:
+            raise
+        raise AuditQueryError(hint) from exc
 
 
 def sqlite_path(url: str) -> Path | None:

@@ -31,6 +31,23 @@ def describe(exc: BaseException) -> str | None:
             return f"cannot connect to the database: {_first_line(exc)}"
         return None
     message = _WRAPPED_CLASS.sub("", _first_line(driver))
+    missing = _no_schema(message)
+    if missing is not None:
+        return missing
+    state = str(getattr(driver, "sqlstate", "") or "")
+    if state.startswith(_CONNECT_STATES):
+        return f"cannot connect to the database: {message}"
+    return f"database error: {message}"
+
+
+def missing_schema(exc: BaseException) -> str | None:
+    """What to do, when `exc` says a table or view of bassi's is missing (a database bassi
+    never set up, or one older than its views); else None."""
+    driver = _driver_error(exc)
+    return None if driver is None else _no_schema(_WRAPPED_CLASS.sub("", _first_line(driver)))
+
+
+def _no_schema(message: str) -> str | None:
     for pattern in _MISSING_TABLE:
         match = pattern.match(message)
         if match:
@@ -38,10 +55,7 @@ def describe(exc: BaseException) -> str | None:
                 f"the database has no bassi schema (no table {match['name']!r}): "
                 "run `bassi db upgrade`"
             )
-    state = str(getattr(driver, "sqlstate", "") or "")
-    if state.startswith(_CONNECT_STATES):
-        return f"cannot connect to the database: {message}"
-    return f"database error: {message}"
+    return None
 
 
 def _driver_error(exc: BaseException) -> BaseException | None:

@@ -288,12 +288,31 @@ def test_an_unreachable_postgres_server_is_one_line(bassi: Bassi) -> None:
 def test_a_postgres_database_without_bassi_tables_says_to_upgrade(
     bassi: Bassi, empty_pg: str
 ) -> None:
-    for args, table in ((("sessions", "list"), "sessions"), (("events", "tail"), "events")):
+    cases = (
+        (("sessions", "list"), "sessions"),
+        (("events", "tail"), "events"),
+        (("audit", "tools"), "audit_tool_calls"),
+    )
+    for args, table in cases:
         result = bassi(*args, "--db", empty_pg, db=False)
         assert result.returncode == 1, (args, result.stderr)
         assert one_line_error(result) == (
             f"bassi: the database has no bassi schema (no table {table!r}): run `bassi db upgrade`"
         )
+
+
+def test_an_audit_report_on_a_sqlite_file_that_is_not_bassis_says_to_upgrade(
+    bassi: Bassi,
+) -> None:
+    other = bassi.cwd / "other.db"
+    with sqlite3.connect(other) as conn:
+        conn.execute("CREATE TABLE notes (text TEXT)")
+    result = bassi("audit", "runs", "--db", str(other), db=False)
+    assert result.returncode == 1, result.stderr
+    assert one_line_error(result) == (
+        "bassi: the database has no bassi schema (no table 'audit_runs'): run `bassi db upgrade`"
+    )
+    assert "SQL error" in bassi("audit", "SELECT * FROM nope", "--db", str(other), db=False).stderr
 
 
 def test_a_database_url_with_parameters_is_one_database(bassi: Bassi) -> None:
