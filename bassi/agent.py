@@ -253,7 +253,13 @@ class Agent:
                 elif isinstance(verdict, dict):
                     ready.append((call, verdict))
         for call, answer in await self._answers(waiting):
-            await self._record_answer(run_id, call, answer, ready)
+            # The answered future stays in `approvals` until the decision is on record: until
+            # then the call still looks pending, and a second answer must find it answered,
+            # not make a fresh future nobody reads (and be told 200 for an answer thrown away).
+            try:
+                await self._record_answer(run_id, call, answer, ready)
+            finally:
+                self.approvals.pop(call.tool_call_id, None)
         if not ready:
             return
         await self.port.append(
@@ -340,21 +346,6 @@ class Agent:
         return list(zip(waiting, answers, strict=True))
 
     async def _record_answer(
-        self,
-        run_id: str,
-        call: OpenToolCall,
-        answer: Answer,
-        ready: list[tuple[OpenToolCall, dict[str, Any]]],
-    ) -> None:
-        # The answered future stays in `approvals` until the decision is on record: until then
-        # the call still looks pending, and a second answer must find it answered, not make a
-        # fresh future that nobody reads (and be told 200 for an answer thrown away).
-        try:
-            await self._record_decision(run_id, call, answer, ready)
-        finally:
-            self.approvals.pop(call.tool_call_id, None)
-
-    async def _record_decision(
         self,
         run_id: str,
         call: OpenToolCall,

@@ -56,7 +56,7 @@ class AnthropicModel:
             import anthropic
 
             class Client(PatientRetries, anthropic.AsyncAnthropic):
-                pass
+                """The SDK's client, without retry sleeps past `MAX_RETRY_WAIT`."""
 
             client = Client(
                 api_key=api_key,

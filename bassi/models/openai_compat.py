@@ -71,7 +71,7 @@ class OpenAICompatModel:
             import openai
 
             class Client(PatientRetries, openai.AsyncOpenAI):
-                pass
+                """The SDK's client, without retry sleeps past `MAX_RETRY_WAIT`."""
 
             client = Client(
                 api_key=api_key or (None if preset.needs_key else NO_KEY),
